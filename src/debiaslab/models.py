@@ -1,0 +1,95 @@
+"""Architecture registry: name -> builder(num_outputs, params) returning an ``nn.Module``.
+
+``small_cnn`` trains in about a minute at 32 px on two CPU cores; the ResNets are torchvision's,
+randomly initialised or loaded from a local state-dict file (``train.weights``), never downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from .errors import DebiaslabError
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str):
+    def add(builder):
+        ARCHITECTURES[name] = builder
+        return builder
+
+    return add
+
+
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    )
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks (width, 2*width, 4*width), global average pool, linear head."""
+
+    def __init__(self, num_outputs: int, width: int = 32):
+        super().__init__()
+        self.features = nn.Sequential(_block(3, width), _block(width, 2 * width),
+                                      _block(2 * width, 4 * width))
+        self.head = nn.Linear(4 * width, num_outputs)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+@register("small_cnn")
+def small_cnn(num_outputs: int, params) -> nn.Module:
+    return SmallCNN(num_outputs, params.width)
+
+
+def _resnet(factory, num_outputs: int, params) -> nn.Module:
+    net = factory(weights=None)
+    if params.weights:
+        path = Path(params.weights)
+        if not path.is_file():
+            raise DebiaslabError(f"train.weights: {path}: file not found (a local state dict; "
+                                 "weights are never downloaded)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input error
+            raise DebiaslabError(f"train.weights: {path}: not a readable state dict ({err})") from None
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("fc.") for k in missing):
+            raise DebiaslabError(f"train.weights: {path}: does not match {params.arch} "
+                                 f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    features = net.fc.in_features
+    # The head of Ramaswamy et al.: Linear-ReLU-Dropout-Linear on the pooled features.
+    net.fc = nn.Sequential(nn.Linear(features, features), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                           nn.Linear(features, num_outputs))
+    return net
+
+
+@register("resnet18")
+def resnet18(num_outputs: int, params) -> nn.Module:
+    return _resnet(torchvision.models.resnet18, num_outputs, params)
+
+
+@register("resnet50")
+def resnet50(num_outputs: int, params) -> nn.Module:
+    return _resnet(torchvision.models.resnet50, num_outputs, params)
+
+
+def build_model(num_outputs: int, params) -> nn.Module:
+    if params.arch not in ARCHITECTURES:
+        raise DebiaslabError(f"train.arch: unknown architecture {params.arch!r} "
+                             f"(valid: {', '.join(ARCHITECTURES)})")
+    return ARCHITECTURES[params.arch](num_outputs, params)
