@@ -1,0 +1,61 @@
+"""End to end: `dvc repro` of the real dvc.yaml on the tiny profile, in a temporary git repo."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from debiaslab.profile import apply_profile
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def sh(cwd, *cmd):
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
+           "DVC_NO_ANALYTICS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", "profiles", "stages", "src"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
+    apply_profile(root / "profiles" / "tiny.yaml", root / "params.yaml")
+    sh(root, "git", "init", "-q")
+    sh(root, "dvc", "init", "-q")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "tiny")
+    sh(root, "dvc", "repro")
+    return root
+
+
+def test_repro_produces_every_metric(repo):
+    report = json.loads((repo / "metrics/evaluate/baseline/Smiling.json").read_text())
+    assert {"AP", "accuracy", "Eyeglasses"} <= set(report["test"])
+    assert {"DEO", "BA", "KL", "weighted_AP"} <= set(report["test"]["Eyeglasses"])
+    for attr in ("Smiling", "Eyeglasses"):
+        assert (repo / f"models/baseline/{attr}/model.pt").is_file()
+        assert (repo / f"metrics/train/baseline/{attr}/plots/metrics/val/AP.tsv").is_file()
+    assert json.loads((repo / "metrics/synthesize.json").read_text())["n_images"] == 600
+
+
+def test_second_repro_is_a_no_op(repo):
+    out = sh(repo, "dvc", "repro")
+    assert "Running stage" not in out and "up to date" in out
+
+
+def test_metrics_show_lists_fairness_metrics(repo):
+    out = sh(repo, "dvc", "metrics", "show", "--json")
+    assert "DEO" in out and "best_val_AP" in out
