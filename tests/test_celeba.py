@@ -79,7 +79,8 @@ def test_non_numeric_value(celeba_copy):
 
 def test_bad_partition_id(celeba_copy):
     edit_line(celeba_copy / "list_eval_partition.txt", 3, "000003.jpg 3")
-    with pytest.raises(DebiaslabError, match=r"list_eval_partition\.txt line 3: expected '<image name> <0\|1\|2>'"):
+    expected = r"list_eval_partition\.txt line 3: expected '<image name> <0\|1\|2>'"
+    with pytest.raises(DebiaslabError, match=expected):
         read_celeba(celeba_copy)
 
 

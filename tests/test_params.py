@@ -1,5 +1,6 @@
 import pytest
 import yaml
+from conftest import REPO
 
 from debiaslab.errors import DebiaslabError
 from debiaslab.params import (
@@ -11,8 +12,6 @@ from debiaslab.params import (
     read_params_file,
     validate_all,
 )
-
-from conftest import REPO
 
 
 def write(tmp_path, obj):

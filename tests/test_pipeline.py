@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from debiaslab.profile import apply_profile
-
-from conftest import REPO
 
 pytestmark = pytest.mark.slow
 

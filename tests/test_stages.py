@@ -6,11 +6,10 @@ import sys
 
 import pytest
 import yaml
+from conftest import REPO
 
 from debiaslab.celeba import read_celeba
 from debiaslab.prepare import prepare
-
-from conftest import REPO
 
 
 @pytest.fixture(scope="module")
