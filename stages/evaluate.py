@@ -2,13 +2,12 @@
 
 import sys
 
-from debiaslab.data import ArrayDataset
+from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.device import resolve_device, seed_everything
 from debiaslab.errors import stage_main
 from debiaslab.evaluate import evaluate_classifier, plot_score_histograms
 from debiaslab.io import save_figure, write_json
 from debiaslab.params import load_params
-from debiaslab.prepare import PreparedSplit
 from debiaslab.train import load_checkpoint, predict_scores
 
 PREPARED = "data/prepared"

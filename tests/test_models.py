@@ -10,7 +10,8 @@ def test_registry_and_output_shapes():
     assert {"small_cnn", "resnet18", "resnet50"} <= set(ARCHITECTURES)
     x = torch.zeros(2, 3, 32, 32)
     assert build_model(3, TrainParams(width=8))(x).shape == (2, 3)
-    assert build_model(1, TrainParams(arch="resnet18")).eval()(x).shape == (2, 1)
+    resnet = build_model(1, TrainParams(arch="resnet18")).eval()
+    assert resnet(x).shape == (2, 1) and resnet.embed(x).shape == (2, 512)
 
 
 def test_unknown_architecture():
@@ -25,8 +26,8 @@ def test_resnet_loads_local_weights(tmp_path):
     donor = torchvision.models.resnet18(weights=None)
     torch.save(donor.state_dict(), tmp_path / "r18.pt")
     net = build_model(1, TrainParams(arch="resnet18", weights=str(tmp_path / "r18.pt")))
-    assert torch.equal(net.conv1.weight, donor.conv1.weight)
-    assert isinstance(net.fc, torch.nn.Sequential)  # the paper's head, freshly initialised
+    assert torch.equal(net.trunk.conv1.weight, donor.conv1.weight)
+    assert isinstance(net.head, torch.nn.Sequential)  # the paper's head, freshly initialised
 
 
 def test_resnet_weights_errors(tmp_path):

@@ -46,7 +46,7 @@ def test_repro_produces_every_metric(repo):
     assert {"DEO", "BA", "KL", "weighted_AP"} <= set(report["test"]["Eyeglasses"])
     for attr in ("Smiling", "Eyeglasses"):
         assert (repo / f"models/baseline/{attr}/model.pt").is_file()
-        assert (repo / f"metrics/train/baseline/{attr}/plots/metrics/val/AP.tsv").is_file()
+        assert (repo / f"metrics/train/baseline/{attr}/plots/metrics/val/score.tsv").is_file()
     assert json.loads((repo / "metrics/synthesize.json").read_text())["n_images"] == 600
 
 
@@ -57,4 +57,4 @@ def test_second_repro_is_a_no_op(repo):
 
 def test_metrics_show_lists_fairness_metrics(repo):
     out = sh(repo, "dvc", "metrics", "show", "--json")
-    assert "DEO" in out and "best_val_AP" in out
+    assert "DEO" in out and "best_val_score" in out

@@ -6,8 +6,9 @@ import pytest
 from PIL import Image
 
 from debiaslab.celeba import read_celeba
+from debiaslab.data import PreparedSplit
 from debiaslab.errors import DebiaslabError
-from debiaslab.prepare import CROP_BOX, PreparedSplit, crop_resize, prepare
+from debiaslab.prepare import CROP_BOX, crop_resize, prepare
 
 
 def test_crop_box_is_the_celeba_crop(tmp_path):

@@ -8,11 +8,49 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
+from .errors import DebiaslabError
+
 IN_MEMORY_LIMIT = 4 << 30  # splits smaller than this are read into RAM once
+
+
+class PreparedSplit:
+    """One packed split: images (N, S, S, 3) uint8, memory-mapped, and its 0/1 label table."""
+
+    def __init__(self, prepared_dir: str | Path, split: str):
+        prepared_dir = Path(prepared_dir)
+        for name in (f"{split}.npy", f"{split}_labels.csv"):
+            if not (prepared_dir / name).is_file():
+                raise DebiaslabError(f"{prepared_dir / name}: not found (run the prepare stage)")
+        self.images = np.load(prepared_dir / f"{split}.npy", mmap_mode="r")
+        self.labels = pd.read_csv(prepared_dir / f"{split}_labels.csv")
+        self.path = prepared_dir / f"{split}.npy"
+        if len(self.images) != len(self.labels):
+            raise DebiaslabError(f"{prepared_dir}: {split}.npy and {split}_labels.csv disagree "
+                                 "in length (rerun prepare)")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def attributes(self) -> list[str]:
+        return list(self.labels.columns[1:])
+
+    def label_matrix(self, attributes: list[str]) -> np.ndarray:
+        """(N, K) 0/1 labels for several attributes."""
+        return np.stack([self.label(a) for a in attributes], 1)
+
+    def label(self, attribute: str) -> np.ndarray:
+        if attribute not in self.attributes:
+            raise DebiaslabError(
+                f"{self.path.parent}: no attribute {attribute!r} in the prepared data "
+                f"(valid: {', '.join(self.attributes)})")
+        return self.labels[attribute].to_numpy(np.int64)
 
 
 @dataclass
@@ -47,12 +85,30 @@ class ArrayDataset:
         g = None if self.g is None else torch.from_numpy(self.g[index]).to(device).long()
         return Batch(x, y, g, torch.from_numpy(index))
 
-    def batches(self, batch_size: int, device: torch.device, *, shuffle: bool = False,
+    def batches(self, batch_size: int, device: torch.device, *, order: np.ndarray | None = None,
                 generator: torch.Generator | None = None, hflip: bool = False,
                 channels_last: bool = True) -> Iterator[Batch]:
-        n = len(self)
-        order = (torch.randperm(n, generator=generator).numpy() if shuffle else np.arange(n))
-        for start in range(0, n, batch_size):
+        """Batches over ``order`` (positions in this split; default: all, in order)."""
+        order = np.arange(len(self)) if order is None else order
+        for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
             flip = (torch.rand(len(index), generator=generator) < 0.5) if hflip else None
             yield self.batch(index, device, channels_last=channels_last, flip=flip)
+
+
+def shuffled_order(n: int, generator: torch.Generator) -> np.ndarray:
+    return torch.randperm(n, generator=generator).numpy()
+
+
+def group_balanced_order(groups: np.ndarray, generator: torch.Generator) -> np.ndarray:
+    """An epoch order in which groups alternate, so every even-sized batch is half of each group.
+
+    Each group contributes min(group sizes) samples, drawn afresh every epoch (Wang et al. 2019
+    train the adversary on protected-balanced batches).
+    """
+    members = [np.flatnonzero(groups == k) for k in (0, 1)]
+    m = min(len(idx) for idx in members)
+    if m == 0:
+        raise ValueError("group-balanced batches need samples of both protected groups")
+    picks = [idx[torch.randperm(len(idx), generator=generator).numpy()[:m]] for idx in members]
+    return np.stack(picks, 1).ravel()

@@ -1,17 +1,23 @@
 """Training methods, DomainBed style: a small class with ``update(batch)`` and ``predict(x)``.
 
 Adding a method is one class registered by name; the training loop in :mod:`debiaslab.train`
-never changes. A method owns its model(s) and optimiser(s); its update returns scalar logs.
+never changes. A method owns its model(s) and optimiser(s), may choose the order in which an
+epoch visits the training set (``epoch_order``), and returns scalar logs from ``update``.
+Method-specific hyperparameters arrive as the dict ``hparams`` (a params.yaml group).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Batch
+from .data import ArrayDataset, Batch, group_balanced_order, shuffled_order
 from .device import autocast
+from .errors import DebiaslabError
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -25,18 +31,45 @@ def register_method(name: str):
     return add
 
 
+def per_sample_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """BCE for binary (B,) and multi-label (B, K) 0/1 targets; cross-entropy for class indices.
+
+    Multi-label losses are averaged over labels, so every task gives one loss per sample (B,).
+    """
+    logits = logits.float()
+    if y.ndim == 1 and logits.shape[1] > 1:
+        return F.cross_entropy(logits, y.long(), reduction="none")
+    if y.ndim == 1:
+        logits = logits.squeeze(1)
+    loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    return loss if loss.ndim == 1 else loss.mean(1)
+
+
 class Method:
     """Base class: Adam on one model, bf16 autocast for the forward pass where enabled."""
 
     name = "base"
+    defaults: dict = {}
 
-    def __init__(self, model: nn.Module, params, device: torch.device):
+    def __init__(self, factory: Callable[[], nn.Module], params, device: torch.device,
+                 hparams: dict | None = None, context: dict | None = None):
+        """``factory()`` builds a fresh model (methods with two models call it twice);
+        ``context`` carries data a method needs beyond hyperparameters (e.g. a selection mask)."""
         self.params, self.device = params, device
-        self.model = model.to(device)
-        if params.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=params.lr,
-                                          weight_decay=params.weight_decay)
+        unknown = set(hparams or {}) - set(self.defaults)
+        if unknown:
+            raise DebiaslabError(f"{self.name}: unknown hyperparameter {sorted(unknown)[0]!r} "
+                                 f"(expected one of: {', '.join(self.defaults) or 'none'})")
+        self.hparams = {**self.defaults, **(hparams or {})}
+        self.model = self._place(factory())
+        self.optimizer = self.make_optimizer(self.model.parameters())
+
+    def _place(self, module: nn.Module) -> nn.Module:
+        module = module.to(self.device)
+        return module.to(memory_format=torch.channels_last) if self.params.channels_last else module
+
+    def make_optimizer(self, parameters) -> torch.optim.Optimizer:
+        return torch.optim.Adam(parameters, lr=self.params.lr, weight_decay=self.params.weight_decay)
 
     def autocast(self):
         return autocast(self.device, self.params.precision)
@@ -47,6 +80,13 @@ class Method:
         loss.backward()
         self.optimizer.step()
 
+    def setup(self, train: ArrayDataset, *, total_steps: int) -> None:
+        """Called once before training, for methods that keep per-sample state."""
+
+    def epoch_order(self, data: ArrayDataset, generator: torch.Generator) -> np.ndarray:
+        """The positions one training epoch visits; a fresh shuffle by default."""
+        return shuffled_order(len(data), generator)
+
     def update(self, batch: Batch) -> dict[str, float]:
         raise NotImplementedError
 
@@ -55,13 +95,71 @@ class Method:
         with self.autocast():
             return self.model(x).float()
 
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps: the weights of the model that predicts."""
+        return self.model.state_dict()
+
 
 @register_method("erm")
 class ERM(Method):
-    """Empirical risk minimisation: the baseline of every paper, binary cross-entropy."""
+    """Empirical risk minimisation: the baseline of every paper."""
 
     def update(self, batch: Batch) -> dict[str, float]:
-        logits = self.predict(batch.x).squeeze(1) if batch.y.ndim == 1 else self.predict(batch.x)
-        loss = F.binary_cross_entropy_with_logits(logits, batch.y)
+        loss = per_sample_loss(self.predict(batch.x), batch.y).mean()
         self.step(loss)
         return {"loss": loss.item()}
+
+
+class _GradientReversal(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight):
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.weight * grad, None
+
+
+def gradient_reversal(x: torch.Tensor, weight: float) -> torch.Tensor:
+    """Identity forward; multiplies the gradient by -weight backward (Ganin & Lempitsky 2015)."""
+    return _GradientReversal.apply(x, weight)
+
+
+@register_method("adversarial")
+class AdversarialRemoval(Method):
+    """Adversarial removal of the protected attribute from the representation (Wang et al. 2019).
+
+    An adversary MLP predicts the protected attribute from ``model.embed(x)`` through a gradient
+    reversal layer of weight ``grl_weight`` (λ): minimising the summed loss with one optimiser trains the
+    adversary to find the attribute and the encoder to hide it. Batches are balanced by group, so
+    the adversary cannot win by predicting the majority group.
+    """
+
+    defaults = {"grl_weight": 1.0, "hidden": 128}
+
+    def __init__(self, factory, params, device, hparams=None, context=None):
+        super().__init__(factory, params, device, hparams, context)
+        width = self.model.head.in_features if isinstance(self.model.head, nn.Linear) \
+            else self.model.head[0].in_features
+        hidden = int(self.hparams["hidden"])
+        self.adversary = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(inplace=True),
+                                       nn.Linear(hidden, 2)).to(device)
+        self.optimizer = self.make_optimizer([*self.model.parameters(),
+                                              *self.adversary.parameters()])
+
+    def epoch_order(self, data: ArrayDataset, generator: torch.Generator) -> np.ndarray:
+        if data.g is None:
+            raise DebiaslabError("adversarial: training data has no protected labels")
+        return group_balanced_order(data.g, generator)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        with self.autocast():
+            features = self.model.embed(batch.x)
+            logits = self.model.head(features)
+            adversary = self.adversary(gradient_reversal(features, float(self.hparams["grl_weight"])))
+        task = per_sample_loss(logits, batch.y).mean()
+        adv = F.cross_entropy(adversary.float(), batch.g)
+        self.step(task + adv)
+        adv_acc = (adversary.argmax(1) == batch.g).float().mean()
+        return {"loss": task.item(), "adversary_loss": adv.item(), "adversary_acc": adv_acc.item()}

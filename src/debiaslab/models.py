@@ -1,5 +1,7 @@
 """Architecture registry: name -> builder(num_outputs, params) returning an ``nn.Module``.
 
+Every model exposes ``embed(x)`` (the pooled representation) and ``head`` (the classifier on it),
+so methods that work on the representation, such as adversarial removal, fit every architecture.
 ``small_cnn`` trains in about a minute at 32 px on two CPU cores; the ResNets are torchvision's,
 randomly initialised or loaded from a local state-dict file (``train.weights``), never downloaded.
 """
@@ -50,9 +52,50 @@ class SmallCNN(nn.Module):
         return self.head(self.embed(x))
 
 
+class MLP(nn.Module):
+    """The Colored-MNIST MLP of LfF/DisEnt: flatten, 100, 100, a 16-d embedding, linear head."""
+
+    def __init__(self, num_outputs: int, in_features: int, hidden: int = 100, width: int = 16):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, width),
+            nn.ReLU(inplace=True))
+        self.head = nn.Linear(width, num_outputs)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
 @register("small_cnn")
-def small_cnn(num_outputs: int, params) -> nn.Module:
+def small_cnn(num_outputs: int, params, image_size: int) -> nn.Module:
     return SmallCNN(num_outputs, params.width)
+
+
+@register("mlp")
+def mlp(num_outputs: int, params, image_size: int) -> nn.Module:
+    return MLP(num_outputs, 3 * image_size * image_size)
+
+
+class ResNetClassifier(nn.Module):
+    """A torchvision ResNet trunk and the head of Ramaswamy et al.: Linear-ReLU-Dropout-Linear."""
+
+    def __init__(self, trunk: nn.Module, num_outputs: int):
+        super().__init__()
+        features = trunk.fc.in_features
+        trunk.fc = nn.Identity()
+        self.trunk = trunk
+        self.head = nn.Sequential(nn.Linear(features, features), nn.ReLU(inplace=True),
+                                  nn.Dropout(0.5), nn.Linear(features, num_outputs))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
 
 
 def _resnet(factory, num_outputs: int, params) -> nn.Module:
@@ -71,25 +114,21 @@ def _resnet(factory, num_outputs: int, params) -> nn.Module:
         if unexpected or any(not k.startswith("fc.") for k in missing):
             raise DebiaslabError(f"train.weights: {path}: does not match {params.arch} "
                                  f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    features = net.fc.in_features
-    # The head of Ramaswamy et al.: Linear-ReLU-Dropout-Linear on the pooled features.
-    net.fc = nn.Sequential(nn.Linear(features, features), nn.ReLU(inplace=True), nn.Dropout(0.5),
-                           nn.Linear(features, num_outputs))
-    return net
+    return ResNetClassifier(net, num_outputs)
 
 
 @register("resnet18")
-def resnet18(num_outputs: int, params) -> nn.Module:
+def resnet18(num_outputs: int, params, image_size: int) -> nn.Module:
     return _resnet(torchvision.models.resnet18, num_outputs, params)
 
 
 @register("resnet50")
-def resnet50(num_outputs: int, params) -> nn.Module:
+def resnet50(num_outputs: int, params, image_size: int) -> nn.Module:
     return _resnet(torchvision.models.resnet50, num_outputs, params)
 
 
-def build_model(num_outputs: int, params) -> nn.Module:
+def build_model(num_outputs: int, params, image_size: int = 32) -> nn.Module:
     if params.arch not in ARCHITECTURES:
         raise DebiaslabError(f"train.arch: unknown architecture {params.arch!r} "
                              f"(valid: {', '.join(ARCHITECTURES)})")
-    return ARCHITECTURES[params.arch](num_outputs, params)
+    return ARCHITECTURES[params.arch](num_outputs, params, image_size)

@@ -114,29 +114,3 @@ def prepare(index: CelebAIndex, out_dir: str | Path, *, image_size: int, workers
                 "crop_box": list(CROP_BOX), "attributes": index.attribute_names, "counts": counts}
         write_json(tmp / "meta.json", meta)
     return meta
-
-
-class PreparedSplit:
-    """One packed split: images (N, S, S, 3) uint8, memory-mapped, and its 0/1 label table."""
-
-    def __init__(self, prepared_dir: str | Path, split: str):
-        prepared_dir = Path(prepared_dir)
-        for name in (f"{split}.npy", f"{split}_labels.csv"):
-            if not (prepared_dir / name).is_file():
-                raise DebiaslabError(f"{prepared_dir / name}: not found (run the prepare stage)")
-        self.images = np.load(prepared_dir / f"{split}.npy", mmap_mode="r")
-        self.labels = pd.read_csv(prepared_dir / f"{split}_labels.csv")
-        self.path = prepared_dir / f"{split}.npy"
-        if len(self.images) != len(self.labels):
-            raise DebiaslabError(f"{prepared_dir}: {split}.npy and {split}_labels.csv disagree "
-                                 "in length (rerun prepare)")
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def label(self, attribute: str) -> np.ndarray:
-        if attribute not in self.labels.columns[1:]:
-            raise DebiaslabError(
-                f"{self.path.parent}: no attribute {attribute!r} in the prepared data "
-                f"(valid: {', '.join(self.labels.columns[1:])})")
-        return self.labels[attribute].to_numpy(np.int64)

@@ -10,7 +10,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import metrics
+from . import (
+    debias_methods,  # noqa: F401 - registers gce, lff, disent and their BE variants
+    metrics,
+)
 from .data import ArrayDataset
 from .errors import DebiaslabError
 from .io import save_torch
@@ -21,62 +24,92 @@ from .models import build_model
 @dataclass
 class FitResult:
     best_epoch: int
-    best_val_ap: float
+    best_val_score: float
     history: list[dict] = field(default_factory=list)
 
 
 @torch.inference_mode()
-def predict_scores(method: Method, data: ArrayDataset, batch_size: int = 512) -> np.ndarray:
-    """Sigmoid scores, float32, in the dataset's order."""
+def predict_logits(method: Method, data: ArrayDataset, batch_size: int = 512) -> np.ndarray:
+    """Logits (N, outputs), float32, in the dataset's order."""
     method.model.eval()
-    out = [torch.sigmoid(method.predict(b.x)).cpu()
+    out = [method.predict(b.x).cpu()
            for b in data.batches(batch_size, method.device,
                                  channels_last=method.params.channels_last)]
-    scores = torch.cat(out).numpy()
-    return scores[:, 0] if scores.ndim == 2 and scores.shape[1] == 1 else scores
+    return torch.cat(out).numpy()
+
+
+def scores_from_logits(logits: np.ndarray, multiclass: bool) -> np.ndarray:
+    """Softmax for class indices; sigmoid otherwise, squeezed to (N,) for one output."""
+    t = torch.from_numpy(logits)
+    scores = (torch.softmax(t, 1) if multiclass else torch.sigmoid(t)).numpy()
+    return scores[:, 0] if scores.shape[1] == 1 else scores
+
+
+def predict_scores(method: Method, data: ArrayDataset, batch_size: int = 512) -> np.ndarray:
+    """Probabilities: (N,) for a binary target, (N, K) for multi-label or multi-class."""
+    logits = predict_logits(method, data, batch_size)
+    return scores_from_logits(logits, multiclass=data.y.ndim == 1 and logits.shape[1] > 1)
 
 
 def selection_score(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Validation AP (mean over columns for multi-label targets)."""
+    """Validation score for picking the best epoch: AP (mean over labels for multi-label);
+    accuracy for multi-class."""
+    if y_true.ndim == 1 and scores.ndim == 2:
+        return float(np.mean(scores.argmax(1) == y_true))
     if y_true.ndim == 1:
         return metrics.average_precision(y_true, scores)
     return float(np.nanmean([metrics.average_precision(y_true[:, k], scores[:, k])
                              for k in range(y_true.shape[1])]))
 
 
-def make_method(name: str, num_outputs: int, params, device: torch.device) -> Method:
+def make_method(name: str, num_outputs: int, params, device: torch.device,
+                hparams: dict | None = None, context: dict | None = None, *,
+                image_size: int = 32) -> Method:
     if name not in METHODS:
         raise DebiaslabError(f"unknown method {name!r} (valid: {', '.join(METHODS)})")
-    return METHODS[name](build_model(num_outputs, params), params, device)
+    build_model(num_outputs, params, image_size)  # fail on a bad arch before seeding anything
+
+    def factory():
+        return build_model(num_outputs, params, image_size)
+
+    return METHODS[name](factory, params, device, hparams, context)
 
 
 def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
-        generator: torch.Generator, live=None, progress: bool = True) -> FitResult:
-    """Train for ``params.epochs``; keep the weights of the epoch with the best validation AP."""
+        generator: torch.Generator, live=None, progress: bool = True,
+        select_best: bool = True) -> FitResult:
+    """Train for ``params.epochs``; keep the weights of the epoch with the best validation score
+    (AP for binary and multi-label targets, accuracy for multi-class), or of the last epoch when
+    ``select_best`` is false (a deliberately biased model must not be picked on unbiased data)."""
     for name, data in (("train", train), ("val", val)):
-        if len(np.unique(data.y)) < 2:
+        columns = data.y.reshape(len(data.y), -1).T if data.y.ndim == 2 else [data.y]
+        if any(len(np.unique(c)) < 2 for c in columns):
             raise DebiaslabError(f"the {name} split has only one class of the target; "
                                  "a classifier needs both")
-    result = FitResult(best_epoch=-1, best_val_ap=-np.inf)
+    result = FitResult(best_epoch=-1, best_val_score=-np.inf)
     best_state = None
+    method.setup(train, total_steps=params.epochs * -(-len(train) // params.batch_size))
     for epoch in range(params.epochs):
         method.model.train()
-        batches = train.batches(params.batch_size, method.device, shuffle=True,
+        order = method.epoch_order(train, generator)
+        batches = train.batches(params.batch_size, method.device, order=order,
                                 generator=generator, hflip=params.hflip,
                                 channels_last=params.channels_last)
-        n_batches = -(-len(train) // params.batch_size)
-        losses = [method.update(b)["loss"] for b in tqdm(
-            batches, total=n_batches, desc=f"epoch {epoch + 1}/{params.epochs}",
-            unit="batch", disable=not progress, leave=False)]
-        val_ap = selection_score(val.y, predict_scores(method, val))
-        row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_AP": val_ap}
+        logs = [method.update(b) for b in tqdm(
+            batches, total=-(-len(order) // params.batch_size), unit="batch", leave=False,
+            desc=f"epoch {epoch + 1}/{params.epochs}", disable=not progress)]
+        val_score = selection_score(val.y, predict_scores(method, val))
+        row = {"epoch": epoch + 1, **{f"train_{k}": float(np.mean([log[k] for log in logs]))
+                                      for k in logs[0]}, "val_score": val_score}
         result.history.append(row)
         if live is not None:
-            live.log_metric("train/loss", row["train_loss"])
-            live.log_metric("val/AP", val_ap)
+            for key, value in row.items():
+                if key.startswith("train_"):
+                    live.log_metric(f"train/{key[6:]}", value)
+            live.log_metric("val/score", val_score)
             live.next_step()
-        if val_ap > result.best_val_ap:
-            result.best_epoch, result.best_val_ap = epoch + 1, val_ap
+        if val_score > result.best_val_score or not select_best:
+            result.best_epoch, result.best_val_score = epoch + 1, val_score
             best_state = copy.deepcopy(method.model.state_dict())
     method.model.load_state_dict(best_state)
     return result
@@ -85,8 +118,28 @@ def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
 def save_checkpoint(path: str | Path, method: Method, params, **meta) -> None:
     """State dict plus what is needed to rebuild the model; loadable with weights_only=True."""
     config = {k: v for k, v in vars(params).items() if k != "weights"}
-    save_torch(path, {"state_dict": method.model.state_dict(), "method": method.name,
-                      "train": config, "meta": meta})
+    save_torch(path, {"state_dict": method.state_dict(), "method": method.name,
+                      "hparams": dict(method.hparams), "train": config, "meta": meta})
+
+
+def train_and_save(method_name: str, num_outputs: int, train: ArrayDataset, val: ArrayDataset,
+                   params, *, model_path: str, live_dir: str, hparams: dict | None = None,
+                   context: dict | None = None, **meta) -> tuple[Method, FitResult]:
+    """What every training stage does: seed, fit with DVCLive logging, save the best checkpoint."""
+    from dvclive import Live
+
+    from .device import resolve_device, seed_everything
+
+    generator = seed_everything(params.seed)
+    method = make_method(method_name, num_outputs, params, resolve_device(params.device), hparams,
+                         context, image_size=int(train.images.shape[1]))
+    with Live(live_dir, dvcyaml=False, save_dvc_exp=False) as live:
+        result = fit(method, train, val, params, generator=generator, live=live)
+        live.summary["best_epoch"] = result.best_epoch
+        live.summary["best_val_score"] = round(result.best_val_score, 6)
+    save_checkpoint(model_path, method, params, num_outputs=num_outputs,
+                    image_size=int(train.images.shape[1]), best_epoch=result.best_epoch, **meta)
+    return method, result
 
 
 def load_checkpoint(path: str | Path, device: torch.device) -> tuple[Method, dict]:
@@ -100,7 +153,9 @@ def load_checkpoint(path: str | Path, device: torch.device) -> tuple[Method, dic
     except Exception as err:  # noqa: BLE001 - an unreadable checkpoint is an input error
         raise DebiaslabError(f"{path}: not a readable checkpoint ({err})") from None
     params = TrainParams(**ckpt["train"])
-    num_outputs = ckpt["meta"].get("num_outputs", 1)
-    method = make_method(ckpt["method"], num_outputs, params, device)
+    meta = ckpt["meta"]
+    method = make_method(ckpt["method"], meta.get("num_outputs", 1), params, device,
+                         ckpt.get("hparams"), {"training": False},
+                         image_size=meta.get("image_size", 32))
     method.model.load_state_dict(ckpt["state_dict"])
     return method, ckpt["meta"]
