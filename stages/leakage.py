@@ -1,0 +1,79 @@
+"""Stage leakage: dataset, natural and model leakage of the first protected attribute.
+
+λ_D from ground-truth label vectors, the natural-leakage curve from randomly perturbed labels,
+λ_M from each multi-label model's logits on the same images, and Δ = λ_M − λ_D(F1 of the model)
+(Wang et al., ICCV 2019). Images are the prepared train/val/test splits (attacker train, model
+selection, test), capped at `leakage.max_rows` rows each.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from debiaslab import leakage as L
+from debiaslab import metrics
+from debiaslab.data import ArrayDataset, PreparedSplit
+from debiaslab.device import resolve_device, seed_everything
+from debiaslab.errors import stage_main
+from debiaslab.io import save_figure, write_json
+from debiaslab.params import load_params
+from debiaslab.train import load_checkpoint, predict_logits
+
+PREPARED = "data/prepared"
+SPLITS = ("train", "val", "test")
+
+
+def model_outputs(method, splits, labels):
+    """Logits on every split, and test macro-F1 / mAP at per-label calibrated val thresholds."""
+    logits = [predict_logits(method, ArrayDataset(s.images, s.label_matrix(labels)))
+              for s in splits]
+    y_val, y_test = (s.label_matrix(labels) for s in splits[1:])
+    thresholds = np.array([metrics.calibrated_threshold(y_val[:, k], logits[1][:, k])
+                           for k in range(len(labels))])
+    pred = (logits[2] > thresholds).astype(int)
+    m_ap = float(np.mean([metrics.average_precision(y_test[:, k], logits[2][:, k])
+                          for k in range(len(labels))]))
+    return np.concatenate(logits), L.macro_f1(y_test, pred), m_ap
+
+
+@stage_main("leakage")
+def main() -> None:
+    params = load_params("leakage", "attributes", "multilabel")
+    p, protected = params["leakage"], params["attributes"].protected[0]
+    seed_everything(p.seed)
+    attacker = {k: getattr(p, k) for k in ("epochs", "batch_size", "lr", "weight_decay")}
+    splits = [PreparedSplit(PREPARED, s) for s in SPLITS]
+    labels = [a for a in splits[0].attributes if a not in params["attributes"].protected]
+    y = np.concatenate([s.label_matrix(labels) for s in splits])
+    g = np.concatenate([s.label(protected) for s in splits])
+    split = np.concatenate([np.full(len(s), k) for k, s in enumerate(splits)])
+    rows = L.cap_rows(split, max_rows=p.max_rows, seed=p.seed)
+
+    curve = L.natural_leakage_curve(y[rows], g[rows], split[rows], p_grid=p.p_grid,
+                                    rounds=p.rounds, seed=p.seed, **attacker)
+    at_zero = [c for c in curve if c["p"] == 0.0]
+    dataset = (at_zero[0] if at_zero else
+               L.leakage(y[rows], g[rows], split[rows], rounds=p.rounds, seed=p.seed, **attacker))
+    models = {}
+    for name in params["multilabel"].methods:
+        method, meta = load_checkpoint(f"models/multilabel/{name}/model.pt", resolve_device("auto"))
+        logits, f1, m_ap = model_outputs(method, splits, meta["labels"])
+        leak = L.leakage(logits[rows], g[rows], split[rows], rounds=p.rounds, seed=p.seed, **attacker)
+        natural = L.leakage_at_f1(curve, f1)
+        models[name] = {"mAP": round(m_ap, 6), "macro_F1": round(f1, 6),
+                        "model_leakage": {"mean": leak["mean"], "std": leak["std"]},
+                        "natural_leakage_at_F1": natural,
+                        "amplification": L.amplification(leak, natural)}
+        print(f"leakage {name}: F1 {f1:.3f}, λ_M {leak['mean']:.3f} ± {leak['std']:.3f}, "
+              f"λ_D(F1) {natural:.3f}, Δ {models[name]['amplification']:+.3f}")
+    report = {"protected": protected, "labels": labels, "attacker": dataclasses.asdict(p),
+              "dataset_leakage": {"mean": dataset["mean"], "std": dataset["std"]},
+              "natural_curve": curve, "models": models}
+    write_json("metrics/leakage.json", report)
+    save_figure(L.plot_natural_leakage(curve, models, f"leakage of {protected}"),
+                "reports/leakage/natural_leakage.png", dpi=110)
+    print(f"leakage: λ_D = {dataset['mean']:.3f} ± {dataset['std']:.3f} over {p.rounds} rounds")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Stage train_multilabel METHOD: one classifier over every non-protected attribute (Wang et al.).
+
+Its logits are what the model-leakage attacker sees. METHOD is erm or adversarial (adversarial
+removal of the first protected attribute, hyperparameters in `hparams.adversarial`).
+"""
+
+import sys
+
+from debiaslab.data import ArrayDataset, PreparedSplit
+from debiaslab.errors import stage_main
+from debiaslab.params import load_params, method_hparams
+from debiaslab.train import train_and_save
+
+PREPARED = "data/prepared"
+
+
+@stage_main("train_multilabel")
+def main(method_name: str) -> None:
+    params = load_params("train", "attributes", "hparams")
+    protected = params["attributes"].protected
+    train, val = (PreparedSplit(PREPARED, s) for s in ("train", "val"))
+    labels = [a for a in train.attributes if a not in protected]
+    hparams = method_hparams(params["hparams"], method_name)
+    data = [ArrayDataset(s.images, s.label_matrix(labels), s.label(protected[0]))
+            for s in (train, val)]
+    method, result = train_and_save(
+        method_name, len(labels), *data, params["train"], hparams=hparams,
+        model_path=f"models/multilabel/{method_name}/model.pt",
+        live_dir=f"metrics/train/multilabel/{method_name}", labels=labels,
+        protected=protected[0])
+    print(f"train_multilabel {method_name}: {len(labels)} labels, best epoch {result.best_epoch}, "
+          f"val mAP {result.best_val_score:.4f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python stages/train_multilabel.py METHOD")
+    main(sys.argv[1])
