@@ -1,0 +1,279 @@
+"""Read and pack datasets in the BiasEnsemble / DisEnt folder layout (Colored MNIST, BFFHQ, ...).
+
+Layout, under a root that holds one folder per severity::
+
+    <severity>/align/<class>/<name>_<target>_<bias>.<ext>       bias-aligned: target == bias
+    <severity>/conflict/<class>/<name>_<target>_<bias>.<ext>    bias-conflicting: target != bias
+    valid/<name>_<target>_<bias>.<ext>                          shared by every severity
+    test/<class>/<name>_<target>_<bias>.<ext>
+
+``ext`` is png, jpg or jpeg. ``valid/`` may instead sit inside the severity folder (DisEnt's
+Colored MNIST release does that; the severity's own copy wins), and ``valid/`` and ``test/`` may
+hold their files flat or in ``<class>/`` folders (BFFHQ's test set is flat). Hidden files (``.*``)
+are skipped; anything else that does not fit is an error naming the file. Labels come from the
+file name only; a ``<class>/`` folder must agree with the target, and ``align``/``conflict`` with
+whether target equals bias.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from .errors import DebiaslabError
+from .io import atomic_path, write_json
+from .prepare import NpyWriter
+
+SPLITS = ("train", "valid", "test")
+EXTENSIONS = ("png", "jpg", "jpeg")
+NAME_PATTERN = re.compile(r"^(?P<stem>.+)_(?P<target>[^_]+)_(?P<bias>[^_]+)\.(?P<ext>[^.]+)$")
+LABEL_PATTERN = re.compile(r"^[0-9]+$")
+EXPECTED_NAME = "<name>_<target>_<bias>.png|jpg|jpeg"
+CHUNK = 256
+
+
+class BiasSplit(NamedTuple):
+    """One split: image paths (root-joined, not resolved) and their labels, in a fixed order."""
+
+    paths: list[Path]
+    target: np.ndarray  # int64 (N,)
+    bias: np.ndarray  # int64 (N,)
+    aligned: np.ndarray  # bool (N,): target == bias
+
+
+class BiasFolder(dict):
+    """``{"train": BiasSplit, "valid": ..., "test": ...}`` plus where it came from and its classes."""
+
+    def __init__(self, splits: dict[str, BiasSplit], *, root: Path, severity_dir: str,
+                 classes: list[int]):
+        super().__init__(splits)
+        self.root, self.severity_dir, self.classes = root, severity_dir, classes
+
+
+# --------------------------------------------------------------------------- reading
+def parse_name(path: Path) -> tuple[int, int]:
+    """(target, bias) from a file name ending in ``_<target>_<bias>.<ext>``."""
+    m = NAME_PATTERN.match(path.name)
+    if m is None or m["ext"].lower() not in EXTENSIONS:
+        raise DebiaslabError(f"{path}: file name does not match {EXPECTED_NAME}")
+    for key in ("target", "bias"):
+        if not LABEL_PATTERN.match(m[key]):
+            raise DebiaslabError(f"{path}: {key} label {m[key]!r} in the file name is not a "
+                                 f"non-negative integer (expected {EXPECTED_NAME})")
+    return int(m["target"]), int(m["bias"])
+
+
+class _Scanner:
+    """Walks folders under one root, refusing anything that resolves outside it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.real_root = root.resolve()
+
+    def check_inside(self, path: Path) -> None:
+        real = path.resolve()
+        if real != self.real_root and self.real_root not in real.parents:
+            raise DebiaslabError(f"{path}: resolves to {real}, outside the dataset root {self.root} "
+                                 "(symlinks must stay inside the root)")
+
+    def folder(self, path: Path, expected: str) -> Path:
+        if not path.is_dir():
+            raise DebiaslabError(f"{path}: folder not found (expected {expected})")
+        self.check_inside(path)
+        return path
+
+    def entries(self, folder: Path) -> list[os.DirEntry]:
+        with os.scandir(folder) as it:
+            return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+
+    def images(self, folder: Path, *, flat: bool, sub: str | None) -> list[tuple[Path, int, int]]:
+        """Files of one split folder: ``<class>/`` folders, plus loose files when ``flat``.
+
+        ``sub`` is "align" or "conflict" to check target == bias (or !=), else None.
+        """
+        found = []
+        for entry in self.entries(folder):
+            path = folder / entry.name
+            if entry.is_dir():
+                if not LABEL_PATTERN.match(entry.name):
+                    raise DebiaslabError(f"{path}: unexpected folder (expected class folders named "
+                                         f"by an integer, e.g. {folder / '0'})")
+                self.check_inside(path)
+                found.extend(self._class_files(path, int(entry.name), sub))
+            elif flat:
+                found.append(self._file(entry, path, None, sub))
+            else:
+                raise DebiaslabError(f"{path}: file outside a class folder (expected "
+                                     f"{folder}/<class>/{EXPECTED_NAME})")
+        return found
+
+    def _class_files(self, folder: Path, cls: int, sub: str | None) -> list[tuple[Path, int, int]]:
+        found = []
+        for entry in self.entries(folder):
+            path = folder / entry.name
+            if entry.is_dir():
+                raise DebiaslabError(f"{path}: unexpected folder inside class folder {folder} "
+                                     f"(expected files named {EXPECTED_NAME})")
+            found.append(self._file(entry, path, cls, sub))
+        return found
+
+    def _file(self, entry: os.DirEntry, path: Path, cls: int | None,
+              sub: str | None) -> tuple[Path, int, int]:
+        if entry.is_symlink():
+            self.check_inside(path)
+        if not entry.is_file():
+            raise DebiaslabError(f"{path}: not a regular file (broken link?)")
+        target, bias = parse_name(path)
+        if cls is not None and target != cls:
+            raise DebiaslabError(f"{path}: target {target} in the file name disagrees with its class "
+                                 f"folder {path.parent.name}/")
+        if sub == "align" and target != bias:
+            raise DebiaslabError(f"{path}: under align/ but target {target} != bias {bias} "
+                                 "(aligned files need target == bias)")
+        if sub == "conflict" and target == bias:
+            raise DebiaslabError(f"{path}: under conflict/ but target == bias == {target} "
+                                 "(conflicting files need target != bias)")
+        return path, target, bias
+
+
+def _as_split(rows: list[tuple[Path, int, int]]) -> BiasSplit:
+    target = np.array([r[1] for r in rows], dtype=np.int64)
+    bias = np.array([r[2] for r in rows], dtype=np.int64)
+    return BiasSplit([r[0] for r in rows], target, bias, target == bias)
+
+
+def read_bias_folder(root: str | Path, severity_dir: str) -> BiasFolder:
+    """Index train (= align + conflict of ``severity_dir``), valid and test; see the module doc."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DebiaslabError(f"{root}: dataset root folder not found")
+    if not severity_dir or Path(severity_dir).name != severity_dir or severity_dir in (".", ".."):
+        raise DebiaslabError(f"{root}: severity folder {severity_dir!r} must be a single folder name "
+                             "such as '0.5pct'")
+    scan = _Scanner(root)
+    sev = scan.folder(root / severity_dir, f"the severity folder {severity_dir}/ under {root}")
+    train = []
+    for sub in ("align", "conflict"):
+        folder = scan.folder(sev / sub, f"{severity_dir}/{sub}/<class>/{EXPECTED_NAME}")
+        train.extend(scan.images(folder, flat=False, sub=sub))
+    valid_dir = sev / "valid" if (sev / "valid").is_dir() else root / "valid"
+    valid_dir = scan.folder(valid_dir, f"valid/{EXPECTED_NAME} under {root} (or under {sev})")
+    test_dir = scan.folder(root / "test", f"test/<class>/{EXPECTED_NAME} under {root}")
+    rows = {"train": train, "valid": scan.images(valid_dir, flat=True, sub=None),
+            "test": scan.images(test_dir, flat=True, sub=None)}
+    where = {"train": f"{sev}/align and {sev}/conflict", "valid": str(valid_dir), "test": str(test_dir)}
+    for split in SPLITS:
+        if not rows[split]:
+            raise DebiaslabError(f"{where[split]}: no images found for the {split} split "
+                                 f"(expected files named {EXPECTED_NAME})")
+    splits = {split: _as_split(rows[split]) for split in SPLITS}
+    classes = sorted({int(t) for s in splits.values() for t in np.unique(s.target)})
+    return BiasFolder(splits, root=root, severity_dir=severity_dir, classes=classes)
+
+
+# --------------------------------------------------------------------------- packing
+def load_image(path: Path, size: tuple[int, int] | None) -> np.ndarray:
+    """Decode one image to uint8 (H, W, 3); resize bilinearly to ``size`` = (H, W) if given."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if size is not None and img.size != (size[1], size[0]):
+                img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            return np.asarray(img, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DebiaslabError(f"{path}: image file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DebiaslabError(f"{path}: cannot decode image ({err})") from None
+
+
+def _load_chunk(job: tuple[list[Path], tuple[int, int], bool]) -> np.ndarray:
+    paths, size, resize = job
+    out = []
+    for path in paths:
+        img = load_image(path, size if resize else None)
+        if img.shape[:2] != size:
+            raise DebiaslabError(f"{path}: image is {img.shape[1]}x{img.shape[0]}, expected "
+                                 f"{size[1]}x{size[0]} like the first training image "
+                                 "(pass image_size to resize every image)")
+        out.append(img)
+    return np.stack(out)
+
+
+def _in_order(pool: ProcessPoolExecutor, fn, jobs: list, *, window: int) -> Iterator:
+    """Results of ``fn`` over ``jobs`` in order, at most ``window`` submitted ahead of the reader.
+
+    (``Executor.map`` submits every job at once, so a slow reader would let decoded chunks pile
+    up in memory; this keeps memory bounded whatever the dataset size.)
+    """
+    pending: deque = deque()
+    try:
+        for job in jobs:
+            pending.append(pool.submit(fn, job))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def _pack_split(split: BiasSplit, path: Path, size: tuple[int, int], resize: bool, *,
+                name: str, workers: int, progress: bool) -> None:
+    jobs = [(split.paths[s:s + CHUNK], size, resize) for s in range(0, len(split.paths), CHUNK)]
+    with NpyWriter(path, (len(split.paths), *size, 3)) as writer, \
+            tqdm(total=len(split.paths), desc=f"pack {name}", unit="img", disable=not progress) as bar:
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                for chunk in _in_order(pool, _load_chunk, jobs, window=2 * workers):
+                    writer.write(chunk)
+                    bar.update(len(chunk))
+        else:
+            for job in jobs:
+                chunk = _load_chunk(job)
+                writer.write(chunk)
+                bar.update(len(chunk))
+
+
+def pack_bias_folder(root: str | Path, severity_dir: str, out_dir: str | Path, *,
+                     image_size: int | None = None, workers: int = 1, progress: bool = True) -> dict:
+    """Decode every split once into ``<split>.npy`` (N, H, W, 3) uint8 + ``<split>_labels.csv``.
+
+    The CSV has columns image (path relative to ``root``), target, bias, aligned (0/1). Without
+    ``image_size`` every image must share the first training image's size; with it, each is resized
+    to image_size x image_size. ``out_dir`` appears whole or not at all; returns meta.json's content.
+    """
+    folder = read_bias_folder(root, severity_dir)
+    root = folder.root
+    if image_size is not None:
+        if not isinstance(image_size, (int, np.integer)) or image_size < 1:
+            raise DebiaslabError(f"pack {root}: image_size = {image_size!r}, expected a positive integer")
+        size, resize = (int(image_size), int(image_size)), True
+    else:
+        size, resize = load_image(folder["train"].paths[0], None).shape[:2], False
+    counts = {}
+    with atomic_path(out_dir, directory=True) as tmp:
+        for name in SPLITS:
+            split = folder[name]
+            _pack_split(split, tmp / f"{name}.npy", size, resize, name=name, workers=workers,
+                        progress=progress)
+            table = pd.DataFrame({
+                "image": [p.relative_to(root).as_posix() for p in split.paths],
+                "target": split.target, "bias": split.bias, "aligned": split.aligned.astype(np.int64)})
+            table.to_csv(tmp / f"{name}_labels.csv", index=False)
+            counts[name] = {"images": len(split.paths), "aligned": int(split.aligned.sum()),
+                            "conflicting": int((~split.aligned).sum())}
+        meta = {"source": str(root), "severity_dir": severity_dir, "image_size": list(size),
+                "resized": resize, "classes": folder.classes, "counts": counts}
+        write_json(tmp / "meta.json", meta)
+    return meta
