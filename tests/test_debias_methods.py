@@ -68,16 +68,16 @@ def test_vote_and_selection_quality_by_hand():
 
 
 def colored_toy(n: int, seed: int, conflict: float):
-    """Class = a shape row; bias = a colour channel; aligned when colour == class."""
+    """Class = a faint bar in row-band y (hard); bias = a strong tint of channel b (easy);
+    a sample is bias-aligned when b == y, as in Colored MNIST."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n)
     bias = np.where(rng.random(n) < conflict, rng.integers(0, 3, n), y)
-    shape = np.zeros((n, 8, 8), np.uint8)
+    images = rng.integers(0, 30, (n, 8, 8, 3)).astype(np.int64)
+    images[np.arange(n), :, :, bias] += 150  # the bias colour fills the image
     for c in range(3):
-        shape[y == c, 2 * c:2 * c + 2, 1:7] = 200
-    images = np.zeros((n, 8, 8, 3), np.uint8)
-    images[np.arange(n), :, :, bias] = shape  # the shape drawn in the bias colour
-    return ArrayDataset(images, y), bias
+        images[y == c, 2 * c:2 * c + 2, 1:7] += 40  # the class: a faint bar
+    return ArrayDataset(np.clip(images, 0, 255).astype(np.uint8), y), bias
 
 
 PARAMS = TrainParams(arch="mlp", epochs=3, batch_size=32, hflip=False, precision="fp32")
@@ -113,3 +113,18 @@ def test_bias_ensemble_variants_need_the_selection():
                          image_size=8)
     with pytest.raises(DebiaslabError, match="10 entries for 64 training samples"):
         method.setup(train, total_steps=4)
+
+
+@pytest.mark.parametrize("name", ["lff", "disent"])
+def test_weight_is_higher_on_bias_conflicting_samples(name):
+    """The point of LfF and DisEnt: after training, W is larger where the bias fails."""
+    gen = seed_everything(0)
+    train, bias = colored_toy(600, 1, conflict=0.1)
+    val, _ = colored_toy(90, 2, conflict=1.0)
+    params = TrainParams(arch="mlp", epochs=4, batch_size=32, hflip=False, precision="fp32")
+    method = make_method(name, 3, params, CPU, image_size=8)
+    fit(method, train, val, params, generator=gen, progress=False)
+    index = torch.arange(len(train))
+    w = relative_difficulty(method.ema_b, method.ema_d, index).numpy()
+    aligned = bias == train.y
+    assert w[~aligned].mean() > w[aligned].mean() + 0.2

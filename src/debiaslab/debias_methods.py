@@ -93,6 +93,7 @@ class _BiasedAuxiliary(Method):
         return (ce * weight).sum() / weight.sum().clamp(min=1.0)
 
     def reweight(self, index: torch.Tensor, ce_b: torch.Tensor, ce_d: torch.Tensor) -> torch.Tensor:
+        """Update both EMAs with this batch's losses (biased first) and return W for the batch."""
         self.ema_b.update(index, ce_b)
         self.ema_d.update(index, ce_d)
         return relative_difficulty(self.ema_b, self.ema_d, index)
@@ -203,7 +204,7 @@ class DisEnt(_BiasedAuxiliary):
             logits_i, logits_b = self._heads(z_i, z_b)
         ce_i = F.cross_entropy(logits_i, y, reduction="none")
         ce_b = F.cross_entropy(logits_b, y, reduction="none")
-        weight = self.reweight(index, ce_i, ce_b)
+        weight = self.reweight(index, ce_b, ce_i)  # W from the bias branch vs the intrinsic one
         loss = (weight * ce_i).mean() + h["lambda_dis_align"] * self.bias_loss(logits_b, y, index)
         self.steps += 1
         if self.steps > self.swap_step:
