@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 
 repro: $(VENV)/.installed
 	dvc repro
-	dvc metrics show
+	python -m debiaslab.summary
 
 test: $(VENV)/.installed
 	pytest

@@ -50,6 +50,30 @@ def test_repro_produces_every_metric(repo):
     assert json.loads((repo / "metrics/synthesize.json").read_text())["n_images"] == 600
 
 
+def test_leakage_stage_reports_every_model(repo):
+    report = json.loads((repo / "metrics/leakage.json").read_text())
+    assert report["protected"] == "Eyeglasses"
+    assert set(report["models"]) == {"erm", "adversarial"}
+    for m in report["models"].values():
+        assert 0.5 <= m["model_leakage"]["mean"] <= 1.0
+        assert m["amplification"] == pytest.approx(m["model_leakage"]["mean"] - m["natural_leakage_at_F1"])
+    assert (repo / "reports/leakage/natural_leakage.png").is_file()
+
+
+def test_bias_ensemble_stages_report_every_method(repo):
+    for method in ("erm", "lff", "lff_be", "disent", "disent_be"):
+        test = json.loads((repo / f"metrics/debias/1.0/{method}.json").read_text())["test"]
+        assert {"accuracy", "aligned_accuracy", "conflicting_accuracy"} <= set(test)
+    selection = json.loads((repo / "metrics/bias_ensemble/1.0.json").read_text())
+    assert 0 <= selection["selected_fraction"] <= 1
+    assert (repo / "data/colored_digits/1pct/align").is_dir()
+
+
+def test_summary_prints_all_sections(repo):
+    out = sh(repo, sys.executable, "-m", "debiaslab.summary")
+    assert "Fairness on test" in out and "Leakage of Eyeglasses" in out and "Colored Digits" in out
+
+
 def test_second_repro_is_a_no_op(repo):
     out = sh(repo, "dvc", "repro")
     assert "Running stage" not in out and "up to date" in out

@@ -1,0 +1,84 @@
+"""``python -m debiaslab.summary``: the pipeline's headline numbers as short tables.
+
+`dvc metrics show` lists every number of every file in one wide table; this prints the ones a
+researcher reads first, from the same JSON files under metrics/.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _fmt(x, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _ci(m: dict) -> str:
+    return f"{_fmt(m['value'])} [{_fmt(m['lo'])}, {_fmt(m['hi'])}]"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def evaluate_section(root: Path) -> str | None:
+    rows = []
+    for path in sorted(root.glob("evaluate/*/*.json")):
+        report = json.loads(path.read_text())
+        test = report["test"]
+        for attr, m in test.items():
+            if isinstance(m, dict) and "DEO" in m:
+                rows.append([path.parent.name, path.stem, attr, _ci(test["AP"]), _ci(m["DEO"]),
+                             _ci(m["BA"]), _ci(m["KL"])])
+    if not rows:
+        return None
+    return "Fairness on test (value [95% bootstrap interval])\n" + table(
+        ["method", "target", "protected", "AP", "DEO", "BA", "KL"], rows)
+
+
+def leakage_section(root: Path) -> str | None:
+    path = root / "leakage.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    d = report["dataset_leakage"]
+    rows = [["(labels)", "-", "-", f"{d['mean']:.3f} ± {d['std']:.3f}", "-", "-"]]
+    for name, m in report["models"].items():
+        lm = m["model_leakage"]
+        rows.append([name, _fmt(m["mAP"]), _fmt(m["macro_F1"]), f"{lm['mean']:.3f} ± {lm['std']:.3f}",
+                     _fmt(m["natural_leakage_at_F1"]), f"{m['amplification']:+.3f}"])
+    return f"Leakage of {report['protected']}\n" + table(
+        ["model", "mAP", "macro-F1", "leakage", "λ_D(F1)", "Δ"], rows)
+
+
+def debias_section(root: Path) -> str | None:
+    rows = []
+    for path in sorted(root.glob("debias/*/*.json"), key=lambda p: (float(p.parent.name), p.stem)):
+        t = json.loads(path.read_text())["test"]
+        be = root / "bias_ensemble" / f"{path.parent.name}.json"
+        sel = json.loads(be.read_text()) if path.stem.endswith("_be") and be.is_file() else None
+        rows.append([path.parent.name + "%", path.stem, _fmt(t["accuracy"]),
+                     _fmt(t["aligned_accuracy"]), _fmt(t["conflicting_accuracy"]),
+                     _fmt(sel["aligned_precision"]) if sel else "-",
+                     _fmt(sel["conflicting_recall"]) if sel else "-"])
+    if not rows:
+        return None
+    return "Colored Digits, unbiased test accuracy\n" + table(
+        ["conflicting", "method", "test", "aligned", "conflicting", "BE precision", "BE recall"], rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    root = Path((argv or sys.argv[1:] or ["metrics"])[0])
+    sections = [s for s in (evaluate_section(root), leakage_section(root), debias_section(root)) if s]
+    print("\n\n".join(sections) if sections else f"no metrics under {root}/ yet: run `dvc repro`")
+
+
+if __name__ == "__main__":
+    main()
