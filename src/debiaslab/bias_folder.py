@@ -19,20 +19,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
 
 from .errors import DebiaslabError
 from .io import atomic_path, write_json
-from .prepare import NpyWriter
+from .prepare import pack_chunks
 
 SPLITS = ("train", "valid", "test")
 EXTENSIONS = ("png", "jpg", "jpeg")
@@ -209,40 +205,11 @@ def _load_chunk(job: tuple[list[Path], tuple[int, int], bool]) -> np.ndarray:
     return np.stack(out)
 
 
-def _in_order(pool: ProcessPoolExecutor, fn, jobs: list, *, window: int) -> Iterator:
-    """Results of ``fn`` over ``jobs`` in order, at most ``window`` submitted ahead of the reader.
-
-    (``Executor.map`` submits every job at once, so a slow reader would let decoded chunks pile
-    up in memory; this keeps memory bounded whatever the dataset size.)
-    """
-    pending: deque = deque()
-    try:
-        for job in jobs:
-            pending.append(pool.submit(fn, job))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        for future in pending:
-            future.cancel()
-
-
 def _pack_split(split: BiasSplit, path: Path, size: tuple[int, int], resize: bool, *,
                 name: str, workers: int, progress: bool) -> None:
     jobs = [(split.paths[s:s + CHUNK], size, resize) for s in range(0, len(split.paths), CHUNK)]
-    with NpyWriter(path, (len(split.paths), *size, 3)) as writer, \
-            tqdm(total=len(split.paths), desc=f"pack {name}", unit="img", disable=not progress) as bar:
-        if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                for chunk in _in_order(pool, _load_chunk, jobs, window=2 * workers):
-                    writer.write(chunk)
-                    bar.update(len(chunk))
-        else:
-            for job in jobs:
-                chunk = _load_chunk(job)
-                writer.write(chunk)
-                bar.update(len(chunk))
+    pack_chunks(path, (len(split.paths), *size, 3), _load_chunk, jobs, workers=workers,
+                desc=f"pack {name}", progress=progress)
 
 
 def pack_bias_folder(root: str | Path, severity_dir: str, out_dir: str | Path, *,

@@ -7,6 +7,8 @@ training then memory-maps it instead of decoding JPEGs every epoch.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -75,23 +77,51 @@ class NpyWriter:
             raise RuntimeError(f"wrote {self.rows} rows, header says {self.shape[0]}")
 
 
+def _in_order(pool: ProcessPoolExecutor, fn, jobs: list, *, window: int) -> Iterator:
+    """Results of ``fn`` over ``jobs`` in order, at most ``window`` submitted ahead of the reader.
+
+    (``Executor.map`` submits every job at once, so a slow reader would let decoded chunks pile
+    up in memory; this keeps memory bounded whatever the dataset size.)
+    """
+    pending: deque = deque()
+    try:
+        for job in jobs:
+            pending.append(pool.submit(fn, job))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def pack_chunks(path: Path, shape: tuple[int, ...], decode: Callable[[object], np.ndarray],
+                jobs: list, *, workers: int, desc: str, progress: bool = True) -> None:
+    """Decode ``jobs`` (each a chunk of images) with ``workers`` processes and stream the rows,
+    in order, into the .npy file ``path`` of ``shape``; memory stays bounded."""
+    with NpyWriter(path, shape) as writer, \
+            tqdm(total=shape[0], desc=desc, unit="img", disable=not progress) as bar:
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                chunks = _in_order(pool, decode, jobs, window=2 * workers)
+                for chunk in chunks:
+                    writer.write(chunk)
+                    bar.update(len(chunk))
+        else:
+            for job in jobs:
+                chunk = decode(job)
+                writer.write(chunk)
+                bar.update(len(chunk))
+
+
 def pack_split(index: CelebAIndex, split: str, path: Path, size: int, *, workers: int,
                progress: bool = True) -> int:
     rows = index.split_indices(split)
     names = [index.image_names[i] for i in rows]
     jobs = [(index, names[s:s + CHUNK], size) for s in range(0, len(names), CHUNK)]
-    with NpyWriter(path, (len(names), size, size, 3)) as writer, \
-            tqdm(total=len(names), desc=f"prepare {split}", unit="img", disable=not progress) as bar:
-        if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                for chunk in pool.map(_crop_chunk, jobs, chunksize=1):
-                    writer.write(chunk)
-                    bar.update(len(chunk))
-        else:
-            for job in jobs:
-                chunk = _crop_chunk(job)
-                writer.write(chunk)
-                bar.update(len(chunk))
+    pack_chunks(path, (len(names), size, size, 3), _crop_chunk, jobs, workers=workers,
+                desc=f"prepare {split}", progress=progress)
     return len(names)
 
 
