@@ -82,3 +82,16 @@ def test_second_repro_is_a_no_op(repo):
 def test_metrics_show_lists_fairness_metrics(repo):
     out = sh(repo, "dvc", "metrics", "show", "--json")
     assert "DEO" in out and "best_val_score" in out
+
+
+def test_stages_import_the_code_of_their_own_checkout(repo):
+    """A queued `dvc exp run` executes in a copy of the repo: its stages must import that copy's
+    src/, not the editable install's (which points at the developer's working tree)."""
+    import yaml
+
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        cmd = stage.get("do", stage)["cmd"]
+        assert cmd.startswith("PYTHONPATH=src python "), name
+    out = sh(repo, "sh", "-c", "PYTHONPATH=src python -c 'import debiaslab; print(debiaslab.__file__)'")
+    assert Path(out.strip()).resolve().is_relative_to(repo.resolve())
