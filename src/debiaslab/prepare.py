@@ -17,7 +17,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from .celeba import IMAGE_DIR, SPLITS, CelebAIndex
+from .celeba import IMAGE_DIR, SPLITS, CelebAIndex, resolve_image
 from .errors import DebiaslabError
 from .io import atomic_path, write_json
 
@@ -45,9 +45,9 @@ def crop_resize(path: Path, size: int) -> np.ndarray:
         raise DebiaslabError(f"{path}: cannot decode image ({err})") from None
 
 
-def _crop_chunk(job: tuple[CelebAIndex, list[str], int]) -> np.ndarray:
-    index, names, size = job
-    return np.stack([crop_resize(index.image_path(n), size) for n in names])
+def _crop_chunk(job: tuple[Path, list[str], int]) -> np.ndarray:
+    image_dir, names, size = job  # only what the worker needs: pickled once per chunk
+    return np.stack([crop_resize(resolve_image(image_dir, n), size) for n in names])
 
 
 class NpyWriter:
@@ -119,7 +119,7 @@ def pack_split(index: CelebAIndex, split: str, path: Path, size: int, *, workers
                progress: bool = True) -> int:
     rows = index.split_indices(split)
     names = [index.image_names[i] for i in rows]
-    jobs = [(index, names[s:s + CHUNK], size) for s in range(0, len(names), CHUNK)]
+    jobs = [(index.image_dir, names[s:s + CHUNK], size) for s in range(0, len(names), CHUNK)]
     pack_chunks(path, (len(names), size, size, 3), _crop_chunk, jobs, workers=workers,
                 desc=f"prepare {split}", progress=progress)
     return len(names)
