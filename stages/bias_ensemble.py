@@ -1,4 +1,5 @@
-"""Stage bias_ensemble SEVERITY: select bias-aligned training samples by an ensemble vote."""
+"""Stage bias_ensemble NAME DATA TRAIN_GROUP ENSEMBLE_GROUP: select bias-aligned training samples
+of the packed bias set DATA by an ensemble vote; writes data/bias_ensemble/NAME/selected.npy."""
 
 import sys
 
@@ -11,24 +12,24 @@ from debiaslab.params import load_params
 
 
 @stage_main("bias_ensemble")
-def main(severity: str) -> None:
-    params = load_params("debias_train", "bias_ensemble")
-    be = params["bias_ensemble"]
-    splits = load_bias_splits(f"data/digits/{severity}")
+def main(name: str, data_dir: str, train_group: str, ensemble_group: str) -> None:
+    params = load_params(train_group, ensemble_group)
+    be, train_params = params[ensemble_group], params[train_group]
+    splits = load_bias_splits(data_dir)
     train, valid = splits["train"], splits["valid"]
     num_classes = int(train.data.y.max()) + 1
-    probs = bias_ensemble_probs(train.data, valid.data, params["debias_train"], be,
-                                device_of(params["debias_train"]), num_classes)
+    probs = bias_ensemble_probs(train.data, valid.data, train_params, be, device_of(train_params),
+                                num_classes)
     selected, report = bias_ensemble_report(probs, train.aligned, be)
-    with atomic_path(f"data/bias_ensemble/{severity}/selected.npy") as tmp:
+    with atomic_path(f"data/bias_ensemble/{name}/selected.npy") as tmp:
         np.save(tmp, selected)
-    write_json(f"metrics/bias_ensemble/{severity}.json", report)
-    print(f"bias_ensemble {severity}: selected {report['n_selected']}/{report['n_train']}, "
+    write_json(f"metrics/bias_ensemble/{name}.json", report)
+    print(f"bias_ensemble {name}: selected {report['n_selected']}/{report['n_train']}, "
           f"aligned precision {report['aligned_precision']:.4f}, "
           f"conflicting recall {report['conflicting_recall']:.4f}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python stages/bias_ensemble.py SEVERITY")
-    main(sys.argv[1])
+    if len(sys.argv) != 5:
+        raise SystemExit("usage: python stages/bias_ensemble.py NAME DATA TRAIN_GROUP ENSEMBLE_GROUP")
+    main(*sys.argv[1:])

@@ -1,42 +1,46 @@
-"""Stage train_debias METHOD SEVERITY: one Colored Digits model, selected on the unbiased
-validation set, then its accuracy on the unbiased test set: overall, aligned and conflicting."""
+"""Stage train_debias METHOD NAME DATA TRAIN_GROUP SELECT: one model on the packed bias set DATA,
+selected on its validation split (SELECT = accuracy, or balanced: the mean of aligned and
+conflicting accuracy, for a biased validation set), then accuracy on the test split: overall,
+bias-aligned and bias-conflicting. Writes metrics/debias/NAME/METHOD.json."""
 
 import sys
 
 import numpy as np
 
-from debiaslab.bias_experiment import accuracy_by_alignment, load_bias_splits
-from debiaslab.errors import stage_main
+from debiaslab.bias_experiment import accuracy_by_alignment, group_balanced_accuracy, load_bias_splits
+from debiaslab.errors import DebiaslabError, stage_main
 from debiaslab.io import write_json
 from debiaslab.params import load_params, method_hparams
-from debiaslab.train import predict_scores, train_and_save
+from debiaslab.train import predict_scores, selection_score, train_and_save
 
 
 @stage_main("train_debias")
-def main(method_name: str, severity: str) -> None:
-    params = load_params("debias_train", "hparams")
-    splits = load_bias_splits(f"data/digits/{severity}")
+def main(method_name: str, name: str, data_dir: str, train_group: str, select: str) -> None:
+    params = load_params(train_group, "hparams")
+    splits = load_bias_splits(data_dir)
+    train, valid = splits["train"], splits["valid"]
+    scores = {"accuracy": selection_score, "balanced": group_balanced_accuracy(valid.aligned)}
+    if select not in scores:
+        raise DebiaslabError(f"selection {select!r}: expected accuracy or balanced")
     context = None
     if method_name.endswith("_be"):
-        context = {"bias_selected": np.load(f"data/bias_ensemble/{severity}/selected.npy")}
-    train, valid = splits["train"], splits["valid"]
-    num_classes = int(train.data.y.max()) + 1
+        context = {"bias_selected": np.load(f"data/bias_ensemble/{name}/selected.npy")}
     method, result = train_and_save(
-        method_name, num_classes, train.data, valid.data, params["debias_train"],
+        method_name, int(train.data.y.max()) + 1, train.data, valid.data, params[train_group],
         hparams=method_hparams(params["hparams"], method_name), context=context,
-        model_path=f"models/debias/{severity}/{method_name}/model.pt",
-        live_dir=f"metrics/train/debias/{severity}/{method_name}", severity=float(severity))
-    report = {"best_epoch": result.best_epoch, "valid_accuracy": round(result.best_val_score, 6)}
-    for name in ("train", "test"):
-        pred = predict_scores(method, splits[name].data).argmax(1)
-        report[name] = accuracy_by_alignment(pred, splits[name])
-    write_json(f"metrics/debias/{severity}/{method_name}.json", report)
+        score_fn=scores[select], model_path=f"models/debias/{name}/{method_name}/model.pt",
+        live_dir=f"metrics/train/debias/{name}/{method_name}", bias_set=name)
+    report = {"best_epoch": result.best_epoch, f"valid_{select}": round(result.best_val_score, 6)}
+    for split in ("train", "test"):
+        pred = predict_scores(method, splits[split].data).argmax(1)
+        report[split] = accuracy_by_alignment(pred, splits[split])
+    write_json(f"metrics/debias/{name}/{method_name}.json", report)
     t = report["test"]
-    print(f"train_debias {method_name} {severity}%: test {t['accuracy']:.4f}, aligned "
+    print(f"train_debias {method_name} {name}: test {t['accuracy']:.4f}, aligned "
           f"{t['aligned_accuracy']:.4f}, conflicting {t['conflicting_accuracy']:.4f}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: python stages/train_debias.py METHOD SEVERITY")
+    if len(sys.argv) != 6:
+        raise SystemExit("usage: python stages/train_debias.py METHOD NAME DATA TRAIN_GROUP SELECT")
     main(*sys.argv[1:])

@@ -22,7 +22,7 @@ def test_summary_tables(tmp_path, capsys):
     main([str(tmp_path)])
     out = capsys.readouterr().out
     assert "baseline  Smiling  Eyeglasses  0.900 [0.800, 1.000]  0.400 [0.300, 0.500]" in out
-    assert "1.0%         lff_be  0.500  0.900    0.450        0.990         0.800" in out
+    assert "1.0%  lff_be  0.500  0.900    0.450        0.990         0.800" in out
     assert "Leakage" not in out  # no leakage.json: no section
 
 

@@ -44,6 +44,31 @@ def accuracy_by_alignment(pred: np.ndarray, split: BiasSplit) -> dict[str, float
     return out
 
 
+def group_balanced_accuracy(aligned: np.ndarray):
+    """A model-selection score for a biased validation set: the mean of the accuracies on its
+    bias-aligned and bias-conflicting samples (so the majority cannot hide the minority)."""
+
+    def score(y_true: np.ndarray, scores: np.ndarray) -> float:
+        correct = scores.argmax(1) == y_true
+        return float(np.mean([correct[aligned].mean(), correct[~aligned].mean()]))
+
+    return score
+
+
+def write_bias_set(out_dir: str | Path, splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]):
+    """Write packed (images, target, bias) splits in the layout :func:`load_bias_splits` reads."""
+    import pandas as pd
+
+    from .io import atomic_path
+
+    with atomic_path(out_dir, directory=True) as tmp:
+        for name, (images, target, bias) in splits.items():
+            np.save(tmp / f"{name}.npy", np.asarray(images))
+            pd.DataFrame({"image": np.arange(len(target)), "target": target, "bias": bias,
+                          "aligned": (target == bias).astype(int)}).to_csv(
+                tmp / f"{name}_labels.csv", index=False)
+
+
 def bias_ensemble_probs(train: ArrayDataset, valid: ArrayDataset, params, be, device,
                         num_classes: int, *, progress: bool = True) -> np.ndarray:
     """(M, N) probability of the true class under each of M GCE models (BiasEnsemble).

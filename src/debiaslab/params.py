@@ -160,6 +160,17 @@ class BiasEnsembleParams:
             raise ValueError(f"tau: expected a probability in (0, 1), got {self.tau}")
 
 
+@dataclass(frozen=True)
+class FacesBiasParams:
+    """SynthFaces as a BFFHQ-like benchmark: one binary target, one binary bias attribute."""
+
+    target: str = "Smiling"
+    bias: str = "Eyeglasses"
+
+    def __post_init__(self) -> None:
+        check_attribute_names([self.target, self.bias], CELEBA_ATTRIBUTES, "target/bias")
+
+
 def method_hparams(hparams: dict[str, dict[str, float]], method: str) -> dict[str, float] | None:
     """A method's entry in the ``hparams`` group; BiasEnsemble variants share their base's."""
     return hparams.get(method, hparams.get(method.removesuffix("_be")))
@@ -200,6 +211,9 @@ GROUPS: dict[str, Any] = {
     "colored_digits": ColoredDigitsParams,
     "bias_ensemble": BiasEnsembleParams,
     "debias_train": TrainParams,  # the `train` schema, for the Colored Digits models
+    "faces_bias": FacesBiasParams,
+    "faces_debias_train": TrainParams,
+    "faces_bias_ensemble": BiasEnsembleParams,
 }
 
 T = TypeVar("T")

@@ -60,18 +60,24 @@ def leakage_section(root: Path) -> str | None:
 
 def debias_section(root: Path) -> str | None:
     rows = []
-    for path in sorted(root.glob("debias/*/*.json"), key=lambda p: (float(p.parent.name), p.stem)):
+    def order(path: Path) -> tuple:  # severities numerically, then named sets such as faces
+        name = path.parent.name
+        return (0, float(name), "", path.stem) if name.replace(".", "").isdigit() \
+            else (1, 0.0, name, path.stem)
+
+    for path in sorted(root.glob("debias/*/*.json"), key=order):
         t = json.loads(path.read_text())["test"]
         be = root / "bias_ensemble" / f"{path.parent.name}.json"
         sel = json.loads(be.read_text()) if path.stem.endswith("_be") and be.is_file() else None
-        rows.append([path.parent.name + "%", path.stem, _fmt(t["accuracy"]),
+        name = path.parent.name
+        rows.append([name + "%" if name.replace(".", "").isdigit() else name, path.stem, _fmt(t["accuracy"]),
                      _fmt(t["aligned_accuracy"]), _fmt(t["conflicting_accuracy"]),
                      _fmt(sel["aligned_precision"]) if sel else "-",
                      _fmt(sel["conflicting_recall"]) if sel else "-"])
     if not rows:
         return None
-    return "Colored Digits, unbiased test accuracy\n" + table(
-        ["conflicting", "method", "test", "aligned", "conflicting", "BE precision", "BE recall"], rows)
+    return "Bias-conflicting benchmarks, test accuracy (Colored Digits: % conflicting; faces)\n" + table(
+        ["set", "method", "test", "aligned", "conflicting", "BE precision", "BE recall"], rows)
 
 
 def main(argv: list[str] | None = None) -> None:

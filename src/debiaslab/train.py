@@ -77,10 +77,11 @@ def make_method(name: str, num_outputs: int, params, device: torch.device,
 
 def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
         generator: torch.Generator, live=None, progress: bool = True,
-        select_best: bool = True) -> FitResult:
+        select_best: bool = True, score_fn=selection_score) -> FitResult:
     """Train for ``params.epochs``; keep the weights of the epoch with the best validation score
-    (AP for binary and multi-label targets, accuracy for multi-class), or of the last epoch when
-    ``select_best`` is false (a deliberately biased model must not be picked on unbiased data)."""
+    (``score_fn(y_val, scores)``; by default AP for binary and multi-label targets, accuracy for
+    multi-class), or of the last epoch when ``select_best`` is false (a deliberately biased
+    model must not be picked on unbiased data)."""
     for name, data in (("train", train), ("val", val)):
         columns = data.y.reshape(len(data.y), -1).T if data.y.ndim == 2 else [data.y]
         if any(len(np.unique(c)) < 2 for c in columns):
@@ -98,7 +99,7 @@ def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
         logs = [method.update(b) for b in tqdm(
             batches, total=-(-len(order) // params.batch_size), unit="batch", leave=False,
             desc=f"epoch {epoch + 1}/{params.epochs}", disable=not progress)]
-        val_score = selection_score(val.y, predict_scores(method, val))
+        val_score = score_fn(val.y, predict_scores(method, val))
         row = {"epoch": epoch + 1, **{f"train_{k}": float(np.mean([log[k] for log in logs]))
                                       for k in logs[0]}, "val_score": val_score}
         result.history.append(row)
@@ -124,7 +125,8 @@ def save_checkpoint(path: str | Path, method: Method, params, **meta) -> None:
 
 def train_and_save(method_name: str, num_outputs: int, train: ArrayDataset, val: ArrayDataset,
                    params, *, model_path: str, live_dir: str, hparams: dict | None = None,
-                   context: dict | None = None, **meta) -> tuple[Method, FitResult]:
+                   context: dict | None = None, score_fn=selection_score,
+                   **meta) -> tuple[Method, FitResult]:
     """What every training stage does: seed, fit with DVCLive logging, save the best checkpoint."""
     from dvclive import Live
 
@@ -134,7 +136,7 @@ def train_and_save(method_name: str, num_outputs: int, train: ArrayDataset, val:
     method = make_method(method_name, num_outputs, params, resolve_device(params.device), hparams,
                          context, image_size=int(train.images.shape[1]))
     with Live(live_dir, dvcyaml=False, save_dvc_exp=False) as live:
-        result = fit(method, train, val, params, generator=generator, live=live)
+        result = fit(method, train, val, params, generator=generator, live=live, score_fn=score_fn)
         live.summary["best_epoch"] = result.best_epoch
         live.summary["best_val_score"] = round(result.best_val_score, 6)
     save_checkpoint(model_path, method, params, num_outputs=num_outputs,
