@@ -7,6 +7,7 @@ training then memory-maps it instead of decoding JPEGs every epoch.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -103,7 +104,9 @@ def pack_chunks(path: Path, shape: tuple[int, ...], decode: Callable[[object], n
     with NpyWriter(path, shape) as writer, \
             tqdm(total=shape[0], desc=desc, unit="img", disable=not progress) as bar:
         if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(workers) as pool:
+            # spawn, not fork: a forked worker would inherit (and, touching it, copy) the
+            # parent's label tables, so its memory would grow with the dataset
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 chunks = _in_order(pool, decode, jobs, window=2 * workers)
                 for chunk in chunks:
                     writer.write(chunk)
