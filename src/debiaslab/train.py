@@ -67,6 +67,8 @@ def make_method(name: str, num_outputs: int, params, device: torch.device,
                 image_size: int = 32) -> Method:
     if name not in METHODS:
         raise DebiaslabError(f"unknown method {name!r} (valid: {', '.join(METHODS)})")
+    build_model(num_outputs, params, image_size)  # fail on a bad arch before seeding anything
+
     def factory():
         return build_model(num_outputs, params, image_size)
 
