@@ -70,7 +70,8 @@ def main() -> None:
     args = ap.parse_args()
     print(f"prepare at {args.image_size}px, 2 workers; peak RSS in MiB")
     for n in args.sizes:
-        with tempfile.TemporaryDirectory(dir=".") as tmp:
+        # inside data/ (git-ignored) and on the same filesystem as the source, for hard links
+        with tempfile.TemporaryDirectory(dir="data", prefix=".prepare-memory-") as tmp:
             folder = Path(tmp) / "celeba"
             t = time.perf_counter()
             build_folder(Path(args.source), folder, n)
