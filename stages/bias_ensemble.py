@@ -5,7 +5,8 @@ import sys
 
 import numpy as np
 
-from debiaslab.bias_experiment import bias_ensemble_probs, bias_ensemble_report, device_of, load_bias_splits
+from debiaslab.bias_experiment import bias_ensemble_probs, bias_ensemble_report, load_bias_splits
+from debiaslab.device import resolve_device
 from debiaslab.errors import stage_main
 from debiaslab.io import atomic_path, write_json
 from debiaslab.params import load_params
@@ -18,7 +19,7 @@ def main(name: str, data_dir: str, train_group: str, ensemble_group: str) -> Non
     splits = load_bias_splits(data_dir)
     train, valid = splits["train"], splits["valid"]
     num_classes = int(train.data.y.max()) + 1
-    probs = bias_ensemble_probs(train.data, valid.data, train_params, be, device_of(train_params),
+    probs = bias_ensemble_probs(train.data, valid.data, train_params, be, resolve_device(train_params.device),
                                 num_classes)
     selected, report = bias_ensemble_report(probs, train.aligned, be)
     with atomic_path(f"data/bias_ensemble/{name}/selected.npy") as tmp:

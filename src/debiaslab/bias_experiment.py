@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from .data import ArrayDataset, PreparedSplit
@@ -94,9 +93,3 @@ def bias_ensemble_report(probs: np.ndarray, aligned: np.ndarray, be) -> tuple[np
     report = {**selection_quality(selected, aligned), "n_selected": int(selected.sum()),
               "n_train": int(len(selected)), "true_conflicting_fraction": float((~aligned).mean())}
     return selected, report
-
-
-def device_of(params) -> torch.device:
-    from .device import resolve_device
-
-    return resolve_device(params.device)

@@ -18,6 +18,7 @@ from torch import nn
 from .data import ArrayDataset, Batch
 from .errors import DebiaslabError
 from .methods import Method, register_method
+from .models import embed_width
 
 
 def gce_loss(logits: torch.Tensor, y: torch.Tensor, q: float = 0.7) -> torch.Tensor:
@@ -158,11 +159,6 @@ class DisEntNet(nn.Module):
         return self.head_i(torch.cat([z_i, z_b], 1))
 
 
-def _embed_width(model: nn.Module) -> int:
-    head = model.head if isinstance(model.head, nn.Linear) else model.head[0]
-    return head.in_features
-
-
 @register_method("disent")
 class DisEnt(_BiasedAuxiliary):
     """Disentangled feature augmentation (Lee et al. 2021).
@@ -181,7 +177,7 @@ class DisEnt(_BiasedAuxiliary):
         intrinsic = self.model
         num_classes = intrinsic.head.out_features if isinstance(intrinsic.head, nn.Linear) \
             else intrinsic.head[-1].out_features
-        net = DisEntNet(intrinsic, factory(), _embed_width(intrinsic), num_classes)
+        net = DisEntNet(intrinsic, factory(), embed_width(intrinsic), num_classes)
         self.model = self._place(net)
         self.optimizer = self.make_optimizer(self.model.parameters())
         self.steps, self.swap_step = 0, 0

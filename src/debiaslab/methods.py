@@ -18,6 +18,7 @@ from torch import nn
 from .data import ArrayDataset, Batch, group_balanced_order, shuffled_order
 from .device import autocast
 from .errors import DebiaslabError
+from .models import embed_width
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -140,10 +141,8 @@ class AdversarialRemoval(Method):
 
     def __init__(self, factory, params, device, hparams=None, context=None):
         super().__init__(factory, params, device, hparams, context)
-        width = self.model.head.in_features if isinstance(self.model.head, nn.Linear) \
-            else self.model.head[0].in_features
         hidden = int(self.hparams["hidden"])
-        self.adversary = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(inplace=True),
+        self.adversary = nn.Sequential(nn.Linear(embed_width(self.model), hidden), nn.ReLU(inplace=True),
                                        nn.Linear(hidden, 2)).to(device)
         self.optimizer = self.make_optimizer([*self.model.parameters(),
                                               *self.adversary.parameters()])

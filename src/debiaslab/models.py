@@ -127,6 +127,12 @@ def resnet50(num_outputs: int, params, image_size: int) -> nn.Module:
     return _resnet(torchvision.models.resnet50, num_outputs, params)
 
 
+def embed_width(model: nn.Module) -> int:
+    """Width of ``model.embed(x)``: the input size of its head (a Linear or a Sequential)."""
+    head = model.head if isinstance(model.head, nn.Linear) else model.head[0]
+    return head.in_features
+
+
 def build_model(num_outputs: int, params, image_size: int = 32) -> nn.Module:
     if params.arch not in ARCHITECTURES:
         raise DebiaslabError(f"train.arch: unknown architecture {params.arch!r} "

@@ -67,7 +67,10 @@ def make_method(name: str, num_outputs: int, params, device: torch.device,
                 image_size: int = 32) -> Method:
     if name not in METHODS:
         raise DebiaslabError(f"unknown method {name!r} (valid: {', '.join(METHODS)})")
-    build_model(num_outputs, params, image_size)  # fail on a bad arch before seeding anything
+    # Validate the architecture with a clean error before any method state exists. This build
+    # also consumes one initialisation's worth of random draws, which the seeded results in
+    # dvc.lock depend on: removing it changes every model's initial weights.
+    build_model(num_outputs, params, image_size)
 
     def factory():
         return build_model(num_outputs, params, image_size)
