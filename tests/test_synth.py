@@ -48,7 +48,7 @@ def test_attributes_change_the_pixels_they_should():
 
 def test_output_is_celeba_format_and_independent_of_workers(tmp_path):
     params = dict(n_images=70, seed=5, correlations={"Smiling": Correlation("Eyeglasses", 0.9)})
-    write_synthfaces(tmp_path / "a", SynthesizeParams(workers=1, **params), progress=False)
+    stats = write_synthfaces(tmp_path / "a", SynthesizeParams(workers=1, **params), progress=False)
     write_synthfaces(tmp_path / "b", SynthesizeParams(workers=2, **params), progress=False)
     lines = (tmp_path / "a" / "list_attr_celeba.txt").read_text().splitlines()
     assert lines[0] == "70" and lines[1].split() == sorted(RENDERED_ATTRIBUTES)
@@ -61,3 +61,6 @@ def test_output_is_celeba_format_and_independent_of_workers(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     index = read_celeba(tmp_path / "a")
     assert len(index.split_indices("train")) == 56 and len(index.split_indices("test")) == 7
+    # the reported skew is the one in the written label file
+    written = np.mean(index.column("Smiling") == index.column("Eyeglasses"))
+    assert stats["realised_skew"] == {"Smiling|Eyeglasses": round(float(written), 4)}

@@ -314,5 +314,9 @@ def write_synthfaces(out_dir: str | Path, params, *, progress: bool = True) -> d
         (tmp / "list_eval_partition.txt").write_text(
             "".join(f"{name} {p}\n" for name, p in zip(names, part, strict=True)))
     seconds = time.perf_counter() - start_time
+    # P(target == protected), the skew as written: the labels of the files are these arrays
+    realised = {f"{t}|{c.protected}": round(float(np.mean(attrs[t] == attrs[c.protected])), 4)
+                for t, c in params.correlations.items()}
     return {"n_images": n, "seconds": round(seconds, 2), "images_per_second": round(n / seconds, 1),
-            "positive_rate": {k: round(float(v.mean()), 4) for k, v in sorted(attrs.items())}}
+            "positive_rate": {k: round(float(v.mean()), 4) for k, v in sorted(attrs.items())},
+            "realised_skew": realised}
