@@ -91,6 +91,13 @@ def test_partition_missing_an_image(celeba_copy):
         read_celeba(celeba_copy)
 
 
+def test_partition_lists_an_unknown_image(celeba_copy):
+    path = celeba_copy / "list_eval_partition.txt"
+    path.write_text(path.read_text() + "999999.jpg 0\n")
+    with pytest.raises(DebiaslabError, match="lists 1 images absent from list_attr_celeba.txt"):
+        read_celeba(celeba_copy)
+
+
 @pytest.mark.parametrize("name", ["../outside.jpg", "/etc/passwd", "a/../../b.jpg"])
 def test_image_name_escaping_the_root(celeba_copy, name):
     attr = celeba_copy / "list_attr_celeba.txt"

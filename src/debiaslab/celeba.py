@@ -144,20 +144,35 @@ def _explain_bad_rows(path: Path, header: list[str]) -> None:
 
 
 def read_partition(path: Path, names: list[str]) -> np.ndarray:
-    lines = [line.split() for line in _lines(path)]
-    rows = [(i, r) for i, r in enumerate(lines) if r]
-    lookup = {}
-    for i, row in rows:
-        if len(row) != 2 or row[1] not in ("0", "1", "2"):
+    """Partition ids in the order of ``names``, parsed like the attribute table: C parser first,
+    a line-by-line rescan only to name the first bad line."""
+    if not path.is_file():
+        raise DebiaslabError(f"{path}: file not found (expected a CelebA-format folder)")
+    try:
+        frame = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, engine="c")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError):
+        frame = None
+    if (frame is None or frame.shape[1] != 2 or frame.isna().to_numpy().any()
+            or not frame[1].isin(("0", "1", "2")).all()):
+        _explain_bad_partition(path)
+        raise DebiaslabError(f"{path}: could not be parsed as a CelebA partition list")
+    ids = pd.Series(frame[1].to_numpy(np.int8), index=frame[0].to_numpy())
+    ids = ids[~ids.index.duplicated(keep="last")]
+    ordered = ids.reindex(names)
+    missing = ordered.isna().to_numpy()
+    if missing.any():
+        raise DebiaslabError(f"{path}: has no line for {names[int(np.argmax(missing))]!r}")
+    if len(ids) != len(names):
+        raise DebiaslabError(f"{path}: lists {len(ids) - len(names)} images absent from {ATTR_FILE}")
+    return ordered.to_numpy(np.int8)
+
+
+def _explain_bad_partition(path: Path) -> None:
+    for i, line in enumerate(_lines(path)):
+        row = line.split()
+        if row and (len(row) != 2 or row[1] not in ("0", "1", "2")):
             raise DebiaslabError(f"{path} line {i + 1}: expected '<image name> <0|1|2>', "
                                  f"got {' '.join(row)[:60]!r}")
-        lookup[row[0]] = int(row[1])
-    missing = [n for n in names if n not in lookup]
-    if missing or len(lookup) != len(names):
-        what = (f"has no line for {missing[0]!r}" if missing
-                else f"lists {len(lookup) - len(names)} images absent from {ATTR_FILE}")
-        raise DebiaslabError(f"{path}: {what}")
-    return np.array([lookup[n] for n in names], dtype=np.int8)
 
 
 def read_celeba(root: str | Path) -> CelebAIndex:
