@@ -61,7 +61,10 @@ def save_figure(fig, path: str | os.PathLike, **kwargs) -> None:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    """torch.save, atomically and byte-reproducibly: saved to a file *handle*, the archive's
+    internal folder is a fixed name, not the (random) temporary file name, so the same weights
+    always give the same bytes and DVC sees no change when a stage reruns."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
