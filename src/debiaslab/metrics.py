@@ -208,6 +208,55 @@ def kl_divergence(y_true, y_score, *, sensitive_features, bins: int = 50, sigma:
     return mean
 
 
+# --------------------------------------------------------------------------- gaps to the overall rate
+def _max_gap_to_overall(p: np.ndarray, condition: np.ndarray, g: np.ndarray, sample_weight):
+    """max over the groups present of |P(p | condition, g) − P(p | condition)|, per weighting row;
+    NaN where no sample meets the condition."""
+    w, single = _weights(sample_weight, len(p))
+    overall = _ratio(w @ (p * condition), w @ condition)
+    gaps = [np.abs(_ratio(w @ (p * condition * (g == k)), w @ (condition * (g == k))) - overall)
+            for k in np.unique(g[condition.astype(bool)])]
+    if not gaps:
+        return _out(np.full(len(w), np.nan), single)
+    with np.errstate(invalid="ignore"):
+        return _out(np.max(gaps, axis=0), single)
+
+
+def _gap_inputs(y_pred, sensitive_features, y_true=None):
+    p = _binary("y_pred", y_pred)
+    g = np.asarray(sensitive_features).ravel()
+    y = None if y_true is None else _binary("y_true", y_true)
+    if len(g) != len(p) or (y is not None and len(y) != len(p)):
+        raise ValueError("y_true, y_pred and sensitive_features must have the same length")
+    return p, g, y
+
+
+def demographic_parity_gap(y_pred, sensitive_features, *, sample_weight=None):
+    """max over groups of |P(ŷ=1 | g) − P(ŷ=1)| (Dr-Fairness's DP gap; groups may be any labels).
+
+    Unlike :func:`demographic_parity_difference` (group vs group) this compares each group with the
+    whole population, so with two groups it is that difference times the other group's share.
+    """
+    p, g, _ = _gap_inputs(y_pred, sensitive_features)
+    return _max_gap_to_overall(p, np.ones_like(p), g, sample_weight)
+
+
+def equal_opportunity_gap(y_true, y_pred, sensitive_features, *, label: int = 1, sample_weight=None):
+    """max over groups of |P(ŷ=1 | y=label, g) − P(ŷ=1 | y=label)|; NaN when no sample has that label.
+
+    ``label=1`` compares true positive rates, ``label=0`` false positive rates.
+    """
+    p, g, y = _gap_inputs(y_pred, sensitive_features, y_true)
+    return _max_gap_to_overall(p, (y == label).astype(np.int64), g, sample_weight)
+
+
+def equalised_odds_gap(y_true, y_pred, sensitive_features, *, sample_weight=None):
+    """The larger of :func:`equal_opportunity_gap` for y = 0 and y = 1 (NaN if either is)."""
+    gaps = [equal_opportunity_gap(y_true, y_pred, sensitive_features, label=t, sample_weight=sample_weight)
+            for t in (0, 1)]
+    return np.maximum(*gaps)
+
+
 # --------------------------------------------------------------------------- bootstrap
 def bootstrap_weights(n: int, *, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, n) resample counts: row b says how often each sample appears in resample b."""
