@@ -70,6 +70,26 @@ def test_bias_ensemble_stages_report_every_method(repo):
     assert (repo / "data/colored_digits/1pct/align").is_dir()
 
 
+def test_gan_chain_produces_pairs_diagnostics_and_augmented_models(repo):
+    latent = json.loads((repo / "metrics/latent/Smiling.json").read_text())
+    assert latent["variant"] == "standard" and latent["n_edited"] == 400
+    assert set(latent["svm_heldout_accuracy"]) == {"Smiling", "Eyeglasses"}
+    pairs = json.loads((repo / "metrics/pairs/Smiling.json").read_text())
+    assert set(pairs) == {"n_pairs", "baseline", "oracle"}  # both judges
+    assert {"target_kept", "Eyeglasses_flipped"} <= set(pairs["oracle"]["flip"])
+    hallucinated = json.loads((repo / "metrics/hallucinate.json").read_text())
+    assert 0 <= hallucinated["Smiling"]["oracle_agreement"] <= 1
+    assert sum(hallucinated["cells_Smiling_Eyeglasses"].values()) == 1000
+    for method in ("augmented", "augmented_inversion"):
+        report = json.loads((repo / f"metrics/evaluate/{method}/Smiling.json").read_text())
+        assert "DEO" in report["test"]["Eyeglasses"]
+        counts = json.loads((repo / f"metrics/augment/{method}/Smiling.json").read_text())
+        assert counts["n_synthetic"] == (800 if method == "augmented" else 80)
+    for plot in ("pairs/Smiling.png", "compare/Smiling_ap_vs_deo.png", "gan/samples/final.png",
+                 "gan/inversion.png"):
+        assert (repo / "reports" / plot).is_file(), plot
+
+
 def test_summary_prints_all_sections(repo):
     out = sh(repo, sys.executable, "-m", "debiaslab.summary")
     for section in ("Fairness on test", "Leakage of Eyeglasses", "Bias-conflicting benchmarks"):

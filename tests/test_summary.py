@@ -21,9 +21,22 @@ def test_summary_tables(tmp_path, capsys):
     write(tmp_path / "bias_ensemble/1.0.json", {"aligned_precision": 0.99, "conflicting_recall": 0.8})
     main([str(tmp_path)])
     out = capsys.readouterr().out
-    assert "baseline  Smiling  Eyeglasses  0.900 [0.800, 1.000]  0.400 [0.300, 0.500]" in out
+    assert "baseline  Smiling  Eyeglasses  0.900 [0.800, 1.000]  0.800     0.400 [0.300, 0.500]" in out
     assert "1.0%  lff_be  0.500  0.900    0.450        0.990         0.800" in out
     assert "Leakage" not in out  # no leakage.json: no section
+
+
+def test_gan_section_lists_both_judges(tmp_path, capsys):
+    write(tmp_path / "latent/Smiling.json", {"variant": "standard", "cos_wt_wg": 0.31,
+                                             "svm_heldout_accuracy": {"Smiling": 0.8, "Eyeglasses": 0.97}})
+    edit = {"target_kept": 0.93, "Eyeglasses_flipped": 0.85}
+    write(tmp_path / "pairs/Smiling.json",
+          {"n_pairs": 10, "baseline": {"flip": edit}, "oracle": {"flip": edit}})
+    main([str(tmp_path)])
+    out = capsys.readouterr().out
+    row = "Smiling  standard  flip  0.80 / 0.97   +0.31         baseline  0.93         Eyeglasses 0.85"
+    assert row in out
+    assert "oracle" in out
 
 
 def test_summary_without_metrics(tmp_path, capsys):

@@ -24,6 +24,9 @@ def group_metrics(y, s, pred, g, w, *, kl_bins: int) -> dict[str, np.ndarray]:
         "EO_diff": M.equalized_odds_difference(y, pred, sensitive_features=g, sample_weight=w),
         "DP_diff": M.demographic_parity_difference(y, pred, sensitive_features=g,
                                                    sample_weight=w),
+        # Dr-Fairness's gaps: each group against the whole population (REFERENCE.md §4)
+        "EO_gap": M.equalised_odds_gap(y, pred, g, sample_weight=w),
+        "DP_gap": M.demographic_parity_gap(pred, g, sample_weight=w),
     }
     for k in ("0", "1"):
         out[f"TPR_g{k}"] = rates[k]["TPR"]

@@ -171,7 +171,7 @@ class FacesBiasParams:
         check_attribute_names([self.target, self.bias], CELEBA_ATTRIBUTES, "target/bias")
 
 
-def method_hparams(hparams: dict[str, dict[str, float]], method: str) -> dict[str, float] | None:
+def method_hparams(hparams: dict[str, dict], method: str) -> dict | None:
     """A method's entry in the ``hparams`` group; BiasEnsemble variants share their base's."""
     return hparams.get(method, hparams.get(method.removesuffix("_be")))
 
@@ -198,6 +198,101 @@ class LeakageParams:
             raise ValueError(f"p_grid: expected flip probabilities in [0, 0.5], got {self.p_grid}")
 
 
+@dataclass(frozen=True)
+class GanParams:
+    """The generator of the latent-space method: a DCGAN trained here, a saved one, or the hub PGAN."""
+
+    source: Literal["train", "checkpoint", "hub"] = "train"
+    checkpoint: str | None = None  # source=checkpoint: a generator.pt written by train_gan
+    latent_dim: int = 64
+    g_width: int = 16  # generator channels at the last level; 8x at the 4x4 base
+    d_width: int = 16
+    epochs: int = 12
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    ema_decay: float = 0.999  # averaged generator: smoother samples and latent space
+    hflip: bool = True
+    precision: Literal["fp32", "bf16"] = "bf16"
+    device: str = "auto"
+    sample_every: int = 4  # epochs between sample grids in reports/gan/
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("latent_dim", "g_width", "d_width", "epochs", "batch_size", "sample_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}: expected a positive integer, got {getattr(self, key)}")
+        if self.source == "checkpoint" and not self.checkpoint:
+            raise ValueError("checkpoint: gan.source=checkpoint needs a file path here")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay: expected a value in [0, 1), got {self.ema_decay}")
+
+
+@dataclass(frozen=True)
+class LatentsParams:
+    """Generated images G(z): the first ``latent_edit.n_fit`` fit the SVMs, the rest get z'."""
+
+    n: int = 20000
+    seed: int = 0
+    batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        if self.n < 20 or self.batch_size < 1:
+            raise ValueError(f"n: expected at least 20 latents, got {self.n}")
+
+
+@dataclass(frozen=True)
+class LatentEditParams:
+    variant: Literal["standard", "domain_dependent", "multi", "reflect", "project"] = "standard"
+    n_fit: int = 10000  # latents the SVMs see (the paper: 10,000 of 175,000)
+    C: float = 1.0
+    holdout: float = 0.2  # share of the n_fit latents that measures the SVMs' accuracy
+    max_cos: float = 0.95  # refuse edits when |cos(w_t, w_g)| is above this
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_fit < 10 or not 0 < self.holdout < 1 or not 0 < self.max_cos < 1 or self.C <= 0:
+            raise ValueError("n_fit >= 10, 0 < holdout < 1, 0 < max_cos < 1 and C > 0 expected")
+
+
+@dataclass(frozen=True)
+class OracleParams:
+    """Unbiased judge for SynthFaces (set enabled: false for real CelebA: there is no oracle)."""
+
+    enabled: bool = True
+    n_images: int = 8000
+    epochs: int = 6
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class InversionParams:
+    """GAN inversion by optimisation: real training images -> latents -> z' -> pairs."""
+
+    n_images: int = 2000
+    steps: int = 150
+    lr: float = 0.05
+    prior_weight: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_images < 1 or self.steps < 1 or self.lr <= 0 or self.prior_weight < 0:
+            raise ValueError("n_images, steps >= 1, lr > 0 and prior_weight >= 0 expected")
+
+
+@dataclass(frozen=True)
+class FairCellsParams:
+    """Generated images per (target, protected) cell for Dr-Fairness."""
+
+    per_cell: int = 2000
+    val_per_cell: int = 200  # held out for the sampler's probe batches
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.per_cell < 1 or self.val_per_cell < 1:
+            raise ValueError("per_cell and val_per_cell: expected positive integers")
+
+
 GROUPS: dict[str, Any] = {
     "data": DataParams,
     "attributes": AttributeParams,
@@ -206,7 +301,7 @@ GROUPS: dict[str, Any] = {
     "train": TrainParams,
     "evaluate": EvaluateParams,
     "multilabel": MultilabelParams,
-    "hparams": dict[str, dict[str, float]],  # per-method hyperparameters, checked by each method
+    "hparams": dict[str, dict[str, float | str]],  # per-method hyperparameters, checked by each method
     "leakage": LeakageParams,
     "colored_digits": ColoredDigitsParams,
     "bias_ensemble": BiasEnsembleParams,
@@ -214,6 +309,12 @@ GROUPS: dict[str, Any] = {
     "faces_bias": FacesBiasParams,
     "faces_debias_train": TrainParams,
     "faces_bias_ensemble": BiasEnsembleParams,
+    "gan": GanParams,
+    "latents": LatentsParams,
+    "latent_edit": LatentEditParams,
+    "oracle": OracleParams,
+    "inversion": InversionParams,
+    "fair_cells": FairCellsParams,
 }
 
 T = TypeVar("T")

@@ -34,16 +34,21 @@ def crop_resize(path: Path, size: int) -> np.ndarray:
             if img.size != SOURCE_SIZE:
                 raise DebiaslabError(f"{path}: image is {img.size[0]}x{img.size[1]}, expected "
                                      f"{SOURCE_SIZE[0]}x{SOURCE_SIZE[1]} (CelebA aligned)")
-            # Crop exactly first, as the original pipeline did: resizing with a box would let
-            # the filter reach pixels outside the crop. reducing_gap box-averages by integer
-            # factors before the final resample, which is both faster and a proper area average.
-            out = img.convert("RGB").crop(CROP_BOX).resize(
-                (size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-            return np.asarray(out, dtype=np.uint8)
+            return crop_resize_image(img, size)
     except FileNotFoundError:
         raise DebiaslabError(f"{path}: image file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise DebiaslabError(f"{path}: cannot decode image ({err})") from None
+
+
+def crop_resize_image(img: Image.Image, size: int) -> np.ndarray:
+    """The CelebA crop and resize of one decoded image (shared with in-memory renders)."""
+    # Crop exactly first, as the original pipeline did: resizing with a box would let the filter
+    # reach pixels outside the crop. reducing_gap box-averages by integer factors before the
+    # final resample, which is both faster and a proper area average.
+    out = img.convert("RGB").crop(CROP_BOX).resize((size, size), Image.Resampling.BILINEAR,
+                                                   reducing_gap=2.0)
+    return np.asarray(out, dtype=np.uint8)
 
 
 def _crop_chunk(job: tuple[Path, list[str], int]) -> np.ndarray:

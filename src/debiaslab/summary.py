@@ -35,12 +35,37 @@ def evaluate_section(root: Path) -> str | None:
         test = report["test"]
         for attr, m in test.items():
             if isinstance(m, dict) and "DEO" in m:
-                rows.append([path.parent.name, path.stem, attr, _ci(test["AP"]), _ci(m["DEO"]),
-                             _ci(m["BA"]), _ci(m["KL"])])
+                rows.append([path.parent.name, path.stem, attr, _ci(test["AP"]),
+                             _fmt(test["accuracy"]["value"]), _ci(m["DEO"]), _ci(m["BA"]), _ci(m["KL"]),
+                             _fmt(m["EO_gap"]["value"]) if "EO_gap" in m else "-"])
     if not rows:
         return None
+    order = ["baseline", "augmented", "augmented_inversion", "fairbatch", "drfairness"]
+    rows.sort(key=lambda r: (r[1], order.index(r[0]) if r[0] in order else len(order), r[0]))
     return "Fairness on test (value [95% bootstrap interval])\n" + table(
-        ["method", "target", "protected", "AP", "DEO", "BA", "KL"], rows)
+        ["method", "target", "protected", "AP", "accuracy", "DEO", "BA", "KL", "EO gap"], rows)
+
+
+def gan_section(root: Path) -> str | None:
+    """The latent-space method's diagnostics, per target: SVMs, angle, and what the edits did."""
+    rows = []
+    for path in sorted(root.glob("latent/*.json")):
+        latent = json.loads(path.read_text())
+        pairs_path = root / "pairs" / path.name
+        pairs = json.loads(pairs_path.read_text()) if pairs_path.is_file() else {}
+        acc = latent["svm_heldout_accuracy"]
+        for judge in ("baseline", "oracle"):
+            for edit, d in pairs.get(judge, {}).items():
+                flipped = [f"{k.removesuffix('_flipped')} {v:.2f}" for k, v in d.items()
+                           if k.endswith("_flipped")]
+                rows.append([path.stem, latent["variant"], edit,
+                             " / ".join(f"{v:.2f}" for v in acc.values()), f"{latent['cos_wt_wg']:+.2f}",
+                             judge, _fmt(d["target_kept"], 2), ", ".join(flipped)])
+    if not rows:
+        return None
+    return "GAN latent edits (SVM held-out accuracy: target / protected ...)\n" + table(
+        ["target", "variant", "edit", "SVM accuracy", "cos(w_t,w_g)", "judge", "target kept", "flipped"],
+        rows)
 
 
 def leakage_section(root: Path) -> str | None:
@@ -82,7 +107,8 @@ def debias_section(root: Path) -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     root = Path((argv or sys.argv[1:] or ["metrics"])[0])
-    sections = [s for s in (evaluate_section(root), leakage_section(root), debias_section(root)) if s]
+    sections = [s for s in (evaluate_section(root), gan_section(root), leakage_section(root),
+                            debias_section(root)) if s]
     print("\n\n".join(sections) if sections else f"no metrics under {root}/ yet: run `dvc repro`")
 
 

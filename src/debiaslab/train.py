@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from . import (
     debias_methods,  # noqa: F401 - registers gce, lff, disent and their BE variants
+    fair_sampling,  # noqa: F401 - registers fairbatch and drfairness
     metrics,
 )
 from .data import ArrayDataset

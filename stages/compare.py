@@ -1,0 +1,35 @@
+"""Stage compare TARGET: AP against DEO for the baseline, GAN-augmented and fair-sampling classifiers."""
+
+import json
+import sys
+
+from debiaslab.errors import DebiaslabError, stage_main
+from debiaslab.gan_debias import plot_ap_vs_deo
+from debiaslab.io import save_figure
+from debiaslab.params import load_params
+
+METHODS = ("baseline", "augmented", "augmented_inversion", "fairbatch", "drfairness")
+
+
+@stage_main("compare")
+def main(target: str) -> None:
+    protected = load_params("attributes")["attributes"].protected[0]
+    reports = {}
+    for method in METHODS:
+        path = f"metrics/evaluate/{method}/{target}.json"
+        try:
+            with open(path) as f:
+                reports[method] = json.load(f)
+        except FileNotFoundError:
+            raise DebiaslabError(f"{path}: not found (run evaluate@{method}-{target})") from None
+    save_figure(plot_ap_vs_deo(reports, protected, f"{target}: AP against DEO (95% intervals)"),
+                f"reports/compare/{target}_ap_vs_deo.png", dpi=120)
+    for method, r in reports.items():
+        print(f"compare {target} {method}: AP {r['test']['AP']['value']:.4f}, "
+              f"DEO {r['test'][protected]['DEO']['value']:.4f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python stages/compare.py TARGET")
+    main(sys.argv[1])

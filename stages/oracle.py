@@ -1,0 +1,48 @@
+"""Stage oracle: classifiers for the targets and protected attributes, trained on an unbiased render.
+
+SynthFaces only (oracle.enabled); it judges hallucinated labels and edited pairs independently of
+the biased baseline classifiers. With oracle.enabled = false it writes a marker and no model.
+"""
+
+from dataclasses import replace
+
+import numpy as np
+
+from debiaslab.data import PreparedSplit
+from debiaslab.device import resolve_device
+from debiaslab.errors import stage_main
+from debiaslab.io import write_json
+from debiaslab.oracle import oracle_labels, render_unbiased, save_disabled, train_oracle
+from debiaslab.params import load_params
+from debiaslab.train import load_checkpoint
+
+MODEL = "models/oracle/model.pt"
+
+
+@stage_main("oracle")
+def main() -> None:
+    params = load_params("oracle", "synthesize", "prepare", "train", "attributes")
+    p, attrs = params["oracle"], params["attributes"]
+    if not p.enabled:
+        save_disabled(MODEL)
+        write_json("metrics/oracle.json", {"enabled": False})
+        print("oracle: disabled (real data has no oracle)")
+        return
+    names = [*attrs.targets, *attrs.protected]
+    images, labels = render_unbiased(p.n_images, params["synthesize"],
+                                     image_size=params["prepare"].image_size, seed=p.seed)
+    train_params = replace(params["train"], epochs=p.epochs, seed=p.seed)
+    heldout = train_oracle(images, labels, names, train_params, model_path=MODEL,
+                           live_dir="metrics/train/oracle")
+    # How well it judges the real (biased) test split, where labels are known
+    test = PreparedSplit("data/prepared", "test")
+    judged = oracle_labels(load_checkpoint(MODEL, resolve_device(train_params.device)), test.images, names)
+    real = {n: round(float(np.mean(judged[n] == test.label(n))), 4) for n in names}
+    write_json("metrics/oracle.json", {"enabled": True, "heldout_unbiased_accuracy": heldout,
+                                       "real_test_accuracy": real})
+    print("oracle: " + ", ".join(f"{n} {heldout[n]:.3f}/{real[n]:.3f}" for n in names)
+          + " (unbiased held-out / real test accuracy)")
+
+
+if __name__ == "__main__":
+    main()

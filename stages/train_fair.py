@@ -1,0 +1,66 @@
+"""Stage train_fair METHOD TARGET: adaptive batch composition, FairBatch or Dr-Fairness.
+
+fairbatch: real data only, λ moved by a fixed step toward the group with the larger loss.
+drfairness: real + the generated cells of fair_cells, λ and μ learnt by a hypergradient.
+"""
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+from debiaslab.data import ArrayDataset, PreparedSplit
+from debiaslab.errors import DebiaslabError, stage_main
+from debiaslab.fair_sampling import plot_trajectory
+from debiaslab.io import save_figure, write_json
+from debiaslab.params import load_params, method_hparams
+from debiaslab.train import train_and_save
+
+
+def generated_cells(target: str):
+    path = f"data/cells/{target}"
+    try:
+        images, cells = np.load(f"{path}/images.npy"), pd.read_csv(f"{path}/cells.csv")
+    except FileNotFoundError:
+        raise DebiaslabError(f"{path}: not found (run the fair_cells stage)") from None
+    return {s: ArrayDataset(images[(cells["split"] == s).to_numpy()], cells.loc[cells["split"] == s, "y"],
+                            cells.loc[cells["split"] == s, "g"]) for s in ("train", "val")}
+
+
+@stage_main("train_fair")
+def main(method: str, target: str) -> None:
+    params = load_params("train", "attributes", "hparams")
+    protected = params["attributes"].protected[0]
+    train, val = (PreparedSplit("data/prepared", s) for s in ("train", "val"))
+    real = ArrayDataset(train.images, train.label(target), train.label(protected))
+    real_val = ArrayDataset(val.images, val.label(target), val.label(protected))
+    context = None
+    if method == "drfairness":
+        gen = generated_cells(target)
+        data = ArrayDataset(*(np.concatenate([getattr(real, k), getattr(gen["train"], k)])
+                              for k in ("images", "y", "g")))
+        context = {"generated": np.arange(len(data)) >= len(real), "val_real": real_val,
+                   "val_generated": gen["val"]}
+    elif method == "fairbatch":
+        data = real
+    else:
+        raise DebiaslabError(f"unknown method {method!r} (valid: fairbatch, drfairness)")
+    fitted, result = train_and_save(method, 1, data, real_val, params["train"],
+                                    hparams=method_hparams(params["hparams"], method), context=context,
+                                    model_path=f"models/{method}/{target}/model.pt",
+                                    live_dir=f"metrics/train/{method}/{target}", attribute=target)
+    save_figure(plot_trajectory(fitted.trajectory, f"{method}: {target}", protected=protected),
+                f"reports/fair/{method}_{target}.png", dpi=110)
+    lam, mu = fitted.trajectory[-1][1:]
+    write_json(f"metrics/fair/{method}/{target}.json", {
+        "best_epoch": result.best_epoch, "best_val_AP": round(result.best_val_score, 6),
+        "final_lambda_g1": {f"y{y}": round(float(lam[y, 1]), 4) for y in (0, 1)},
+        "final_mu": {f"y{y}_g{g}": round(float(mu[y, g]), 4) for y in (0, 1) for g in (0, 1)}})
+    print(f"train_fair {method}/{target}: val AP {result.best_val_score:.4f}, "
+          f"final λ(g=1 | y) {lam[0, 1]:.3f} / {lam[1, 1]:.3f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit("usage: python stages/train_fair.py METHOD TARGET")
+    main(*sys.argv[1:])

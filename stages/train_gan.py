@@ -1,0 +1,80 @@
+"""Stage train_gan: the generator whose latent space is edited (gan.source: train | checkpoint | hub)."""
+
+import numpy as np
+
+from debiaslab.data import PreparedSplit
+from debiaslab.device import resolve_device, seed_everything
+from debiaslab.errors import DebiaslabError, stage_main
+from debiaslab.gan import (
+    check_latent_dim,
+    generate,
+    generator_config,
+    image_grid,
+    load_generator,
+    sample_latents,
+    train_gan,
+)
+from debiaslab.io import save_torch
+from debiaslab.params import load_params
+
+OUT = "models/gan/generator.pt"
+LIVE = "metrics/train/gan"
+SAMPLES = "reports/gan/samples"
+
+
+def save_grid(generator, latent_dim: int, device, path: str) -> None:
+    from PIL import Image
+
+    from debiaslab.io import atomic_path
+
+    images = np.concatenate(list(generate(generator, sample_latents(64, latent_dim, seed=12345),
+                                          device=device)))
+    grid = image_grid(images, 16)
+    with atomic_path(path) as tmp:  # 2x nearest-neighbour so 32-px faces are visible
+        Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(
+            tmp, format="PNG")
+
+
+def trained(p, device, size: int):
+    from dvclive import Live
+
+    train = PreparedSplit("data/prepared", "train")
+    generator = seed_everything(p.seed)
+    with Live(LIVE, dvcyaml=False, save_dvc_exp=False) as live:
+        def on_epoch(epoch, logs, ema):
+            for key, value in logs.items():
+                live.log_metric(f"train/{key}", value)
+            if epoch % p.sample_every == 0 or epoch == p.epochs:
+                save_grid(ema, p.latent_dim, device, f"{SAMPLES}/epoch_{epoch:03d}.png")
+            live.next_step()
+
+        return train_gan(train.images, p, device=device, generator=generator, on_epoch=on_epoch)
+
+
+@stage_main("train_gan")
+def main() -> None:
+    params = load_params("gan", "prepare")
+    p, size = params["gan"], params["prepare"].image_size
+    device = resolve_device(p.device)
+    if p.source == "train":
+        G = trained(p, device, size)
+        save_torch(OUT, {"source": "train", "config": generator_config(G), "state_dict": G.state_dict()})
+    elif p.source == "checkpoint":
+        G = load_generator(p.checkpoint, device)
+        check_latent_dim(G, p.latent_dim, p.checkpoint)
+        if G.image_size != size:
+            raise DebiaslabError(f"{p.checkpoint}: the generator draws {G.image_size}-px images, "
+                                 f"prepare.image_size is {size}")
+        save_torch(OUT, {"source": "checkpoint", "config": generator_config(G), "state_dict": G.state_dict()})
+    else:  # the public PGAN: nothing to store but the choice; it is downloaded when used
+        from debiaslab.gan_hub import load_hub_generator
+
+        G = load_hub_generator(image_size=size, device=device)
+        check_latent_dim(G, p.latent_dim, "gan.source=hub")
+        save_torch(OUT, {"source": "hub", "config": {"image_size": size}})
+    save_grid(G, p.latent_dim, device, f"{SAMPLES}/final.png")
+    print(f"train_gan: {p.source} generator, {G.latent_dim}-d latents, {size} px on {device}")
+
+
+if __name__ == "__main__":
+    main()
