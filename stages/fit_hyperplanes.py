@@ -45,12 +45,17 @@ def main(target: str) -> None:
     p, protected = params["latent_edit"], params["attributes"].protected
     z = np.load(f"{GENERATED}/latents.npy")
     labels = read_labels(f"{GENERATED}/labels.csv", [target, *protected])
+    if len(labels) != len(z):
+        raise DebiaslabError(f"{GENERATED}/labels.csv has {len(labels)} rows for {len(z)} latents "
+                             "(rerun hallucinate)")
     if not p.n_fit < len(z):
         raise DebiaslabError(f"latent_edit.n_fit ({p.n_fit}) must be below latents.n ({len(z)}): "
                              "the latents after n_fit are the ones edited")
     start = time.perf_counter()
     planes = fit_all(z[:p.n_fit], labels.iloc[:p.n_fit], target, protected, p)
-    cos = check_not_parallel(planes["t"], planes["g"], max_cos=p.max_cos, names=(target, protected[0]))
+    cos = float(planes["t"].w @ planes["g"].w)
+    if p.variant not in ("reflect", "project"):  # the ablations do not keep the target score
+        check_not_parallel(planes["t"], planes["g"], max_cos=p.max_cos, names=(target, protected[0]))
     g_hat = labels[protected[0]].to_numpy()[p.n_fit:]
     t_by_group = (planes["t_g0"], planes["t_g1"]) if "t_g0" in planes else None
     edits = edit_latents(p.variant, z[p.n_fit:], t=planes["t"], g=planes["g"], g_hat=g_hat,

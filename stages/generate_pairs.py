@@ -7,6 +7,7 @@ protected attribute and kept the target.
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from debiaslab.data import ArrayDataset
 from debiaslab.device import resolve_device
 from debiaslab.errors import stage_main
 from debiaslab.gan import generate, load_generator
-from debiaslab.gan_debias import pair_diagnostics, plot_pairs, read_labels
+from debiaslab.gan_debias import hard_labels, pair_diagnostics, plot_pairs, read_labels
 from debiaslab.io import atomic_path, save_figure, write_json
 from debiaslab.oracle import load_oracle, oracle_labels
 from debiaslab.params import load_params
@@ -30,7 +31,7 @@ def baseline_labels(images, names: list[str], thresholds: dict, device) -> pd.Da
     for name in names:
         method, _ = load_checkpoint(f"models/baseline/{name}/model.pt", device)
         scores = predict_scores(method, ArrayDataset(images, np.zeros(len(images))))
-        out[name] = (scores > thresholds[name]["f1_threshold"]).astype(np.int64)
+        out[name] = hard_labels(scores, thresholds[name]["f1_threshold"])
     return pd.DataFrame(out)
 
 
@@ -59,7 +60,7 @@ def main(target: str) -> None:
     m = len(next(iter(edits.values())))
     table = pd.DataFrame({"edit": np.repeat(list(edits), m), "source_index": np.tile(np.arange(m) + n_fit,
                                                                                       len(edits))})
-    thresholds = json.loads(open("metrics/hallucinate.json").read())
+    thresholds = json.loads(Path("metrics/hallucinate.json").read_text())
     judged = {"baseline": baseline_labels(pairs, names, thresholds, device)}
     before = read_labels(f"{GENERATED}/labels.csv", names).iloc[table["source_index"]]
     before_by = {"baseline": before[names].reset_index(drop=True)}

@@ -32,7 +32,7 @@ def main() -> None:
         s_gen = predict_scores(method, ArrayDataset(images, np.zeros(len(images))))
         table[name], threshold = f1_hard_labels(val.label(name), s_val, s_gen)
         table[f"{name}_score"] = s_gen.round(6)
-        report[name] = {"f1_threshold": round(threshold, 6),
+        report[name] = {"f1_threshold": threshold,  # unrounded: generate_pairs applies it again
                         "positive_rate": round(float(table[name].mean()), 4)}
     oracle = load_oracle("models/oracle/model.pt", device)
     if oracle is not None:  # SynthFaces: how often is the hallucinated label right?

@@ -34,7 +34,7 @@ def main() -> None:
     for name, array in (("latents.npy", z), ("rows.npy", rows)):
         with atomic_path(f"{OUT}/{name}") as tmp:
             np.save(tmp, array)
-    recon = np.concatenate(list(generate(G, z[:12], device=device)))
+    recon = np.concatenate(list(generate(G, z[:12], device=device, precision=gan.precision)))
     save_figure(plot_pairs(images[:12], {"G(z)": recon}, "GAN inversion: real x and G(z)",
                            first="x", prefix=""),
                 "reports/gan/inversion.png", dpi=120)

@@ -14,7 +14,7 @@ from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.device import resolve_device
 from debiaslab.errors import DebiaslabError, stage_main
 from debiaslab.gan import generate, load_generator
-from debiaslab.gan_debias import cell_counts, load_hyperplanes, read_labels
+from debiaslab.gan_debias import FLIPS, cell_counts, load_hyperplanes, read_labels
 from debiaslab.io import write_json
 from debiaslab.latent_space import edit_latents
 from debiaslab.params import load_params
@@ -33,7 +33,9 @@ def sampled_pairs(target: str, protected: str):
                              np.load(f"{GENERATED}/{target}/pairs.npy")])
     t = labels[target].to_numpy()
     g = labels[protected].to_numpy()
-    return images, np.concatenate([t[originals], t[source]]), np.concatenate([g[originals], 1 - g[source]])
+    flips = pairs["edit"].map(lambda edit: 0 in FLIPS[edit]).to_numpy()  # flip_g2 keeps this one
+    return images, np.concatenate([t[originals], t[source]]), np.concatenate(
+        [g[originals], np.where(flips, 1 - g[source], g[source])])
 
 
 def inverted_pairs(target: str, protected: str, train: PreparedSplit, variant: str, max_cos: float,
@@ -51,7 +53,8 @@ def inverted_pairs(target: str, protected: str, train: PreparedSplit, variant: s
     images = np.concatenate([b for latents in (z, *edits.values())
                              for b in generate(G, latents, device=device, precision=gan_params.precision)])
     t = train.label(target)[rows]
-    return images, np.tile(t, 1 + len(edits)), np.concatenate([g_real] + [1 - g_real] * len(edits))
+    g_edited = [1 - g_real if 0 in FLIPS[edit] else g_real for edit in edits]
+    return images, np.tile(t, 1 + len(edits)), np.concatenate([g_real, *g_edited])
 
 
 @stage_main("train_augmented")

@@ -51,11 +51,11 @@ def main(method: str, target: str) -> None:
                                     live_dir=f"metrics/train/{method}/{target}", attribute=target)
     save_figure(plot_trajectory(fitted.trajectory, f"{method}: {target}", protected=protected),
                 f"reports/fair/{method}_{target}.png", dpi=110)
-    lam, mu = fitted.trajectory[-1][1:]
+    lam, mu = fitted.trajectory[-1][1:]  # at the end of training (the saved weights: best epoch)
     write_json(f"metrics/fair/{method}/{target}.json", {
         "best_epoch": result.best_epoch, "best_val_AP": round(result.best_val_score, 6),
-        "final_lambda_g1": {f"y{y}": round(float(lam[y, 1]), 4) for y in (0, 1)},
-        "final_mu": {f"y{y}_g{g}": round(float(mu[y, g]), 4) for y in (0, 1) for g in (0, 1)}})
+        "last_step_lambda_g1": {f"y{y}": round(float(lam[y, 1]), 4) for y in (0, 1)},
+        "last_step_mu": {f"y{y}_g{g}": round(float(mu[y, g]), 4) for y in (0, 1) for g in (0, 1)}})
     print(f"train_fair {method}/{target}: val AP {result.best_val_score:.4f}, "
           f"final λ(g=1 | y) {lam[0, 1]:.3f} / {lam[1, 1]:.3f}")
 

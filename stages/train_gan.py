@@ -22,20 +22,20 @@ LIVE = "metrics/train/gan"
 SAMPLES = "reports/gan/samples"
 
 
-def save_grid(generator, latent_dim: int, device, path: str) -> None:
+def save_grid(generator, p, device, path: str) -> None:
     from PIL import Image
 
     from debiaslab.io import atomic_path
 
-    images = np.concatenate(list(generate(generator, sample_latents(64, latent_dim, seed=12345),
-                                          device=device)))
+    images = np.concatenate(list(generate(generator, sample_latents(64, p.latent_dim, seed=12345),
+                                          device=device, precision=p.precision)))
     grid = image_grid(images, 16)
     with atomic_path(path) as tmp:  # 2x nearest-neighbour so 32-px faces are visible
         Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(
             tmp, format="PNG")
 
 
-def trained(p, device, size: int):
+def trained(p, device):
     from dvclive import Live
 
     train = PreparedSplit("data/prepared", "train")
@@ -45,10 +45,32 @@ def trained(p, device, size: int):
             for key, value in logs.items():
                 live.log_metric(f"train/{key}", value)
             if epoch % p.sample_every == 0 or epoch == p.epochs:
-                save_grid(ema, p.latent_dim, device, f"{SAMPLES}/epoch_{epoch:03d}.png")
+                save_grid(ema, p, device, f"{SAMPLES}/epoch_{epoch:03d}.png")
             live.next_step()
 
         return train_gan(train.images, p, device=device, generator=generator, on_epoch=on_epoch)
+
+
+def not_trained(source: str) -> None:
+    """The training log a reused generator gets: no epochs, and where it came from."""
+    from dvclive import Live
+
+    with Live(LIVE, dvcyaml=False, save_dvc_exp=False) as live:
+        live.log_metric("train/epochs", 0)
+        live.summary["source"] = source
+
+
+def from_checkpoint(p, device, size: int):
+    from debiaslab.gan import Generator
+
+    G = load_generator(p.checkpoint, device)
+    if not isinstance(G, Generator):
+        raise DebiaslabError(f"{p.checkpoint}: points to the hub PGAN, not to weights; use gan.source=hub")
+    check_latent_dim(G, p.latent_dim, p.checkpoint)
+    if G.image_size != size:
+        raise DebiaslabError(f"{p.checkpoint}: the generator draws {G.image_size}-px images, "
+                             f"prepare.image_size is {size}")
+    return G
 
 
 @stage_main("train_gan")
@@ -57,22 +79,21 @@ def main() -> None:
     p, size = params["gan"], params["prepare"].image_size
     device = resolve_device(p.device)
     if p.source == "train":
-        G = trained(p, device, size)
+        G = trained(p, device)
         save_torch(OUT, {"source": "train", "config": generator_config(G), "state_dict": G.state_dict()})
-    elif p.source == "checkpoint":
-        G = load_generator(p.checkpoint, device)
-        check_latent_dim(G, p.latent_dim, p.checkpoint)
-        if G.image_size != size:
-            raise DebiaslabError(f"{p.checkpoint}: the generator draws {G.image_size}-px images, "
-                                 f"prepare.image_size is {size}")
-        save_torch(OUT, {"source": "checkpoint", "config": generator_config(G), "state_dict": G.state_dict()})
+    elif p.source == "checkpoint":  # DVC does not track the file itself: `dvc repro -f train_gan`
+        G = from_checkpoint(p, device, size)
+        not_trained(f"checkpoint {p.checkpoint}")
+        save_torch(OUT, {"source": "checkpoint", "config": generator_config(G),
+                         "state_dict": G.state_dict()})
     else:  # the public PGAN: nothing to store but the choice; it is downloaded when used
         from debiaslab.gan_hub import load_hub_generator
 
         G = load_hub_generator(image_size=size, device=device)
         check_latent_dim(G, p.latent_dim, "gan.source=hub")
+        not_trained("hub")
         save_torch(OUT, {"source": "hub", "config": {"image_size": size}})
-    save_grid(G, p.latent_dim, device, f"{SAMPLES}/final.png")
+    save_grid(G, p, device, f"{SAMPLES}/final.png")
     print(f"train_gan: {p.source} generator, {G.latent_dim}-d latents, {size} px on {device}")
 
 

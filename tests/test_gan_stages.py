@@ -51,3 +51,19 @@ def test_not_a_gan_checkpoint(workdir):  # noqa: F811
     torch.save({"weights": 1}, path)
     proc = run_stage(workdir, "sample_latents.py")
     assert_one_line_error(proc, "not a GAN checkpoint of this project")
+
+
+def test_checkpoint_source_writes_the_generator_and_an_empty_log(workdir, tmp_path):  # noqa: F811
+    write_generator(tmp_path, latent_dim=8, size=16)
+    proc = run_stage(workdir, "train_gan.py", params={"gan": {
+        "source": "checkpoint", "checkpoint": str(tmp_path / "models/gan/generator.pt"), "latent_dim": 8}})
+    assert proc.returncode == 0, proc.stderr
+    assert (workdir / "models/gan/generator.pt").is_file()
+    assert (workdir / "metrics/train/gan/metrics.json").is_file()
+    assert (workdir / "reports/gan/samples/final.png").is_file()
+
+
+def test_oracle_refuses_an_attribute_synthfaces_does_not_draw(workdir):  # noqa: F811
+    proc = run_stage(workdir, "oracle.py", params={"attributes": {"targets": ["Smiling"],
+                                                                  "protected": ["Male"]}})
+    assert_one_line_error(proc, "SynthFaces does not draw 'Male'", "oracle.enabled: false")

@@ -125,6 +125,9 @@ def train_gan(images: np.ndarray, params, *, device: torch.device, generator: to
 
     ``on_epoch(epoch, logs, ema_generator)`` is called after every epoch (logging, sample grids).
     """
+    if params.batch_size > len(images) or min(params.lr_g, params.lr_d) <= 0:
+        raise DebiaslabError(f"gan: batch_size {params.batch_size} must not exceed the {len(images)} "
+                             "training images, and lr_g, lr_d must be positive")
     size = images.shape[1]
     G = Generator(params.latent_dim, params.g_width, size).to(device, memory_format=torch.channels_last)
     D = Discriminator(params.d_width, size).to(device, memory_format=torch.channels_last)
@@ -204,10 +207,11 @@ def check_latent_dim(generator: nn.Module, latent_dim: int, where: str) -> None:
 def invert(generator: nn.Module, images: np.ndarray, *, steps: int, lr: float, prior_weight: float,
            seed: int, device: torch.device, precision: str = "bf16", batch_size: int = 256,
            progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """GAN inversion by optimisation: z = argmin ||G(z) - x||^2 + prior_weight * ||z||^2 / d.
+    """GAN inversion by optimisation: z = argmin ||G(z) - x||^2 + prior_weight * (||z||^2 / d - 1)^2.
 
-    Returns (latents float32 (n, d), per-image mean squared pixel error in [-1, 1] units). The
-    prior term keeps z near the shell where N(0, I) latents live, where the hyperplanes were fitted.
+    Returns (latents float32 (n, d), per-image mean squared pixel error in [-1, 1] units, after the
+    last step). The prior keeps ||z||^2 near d, the shell where N(0, I) latents live and where the
+    hyperplanes were fitted; a plain ||z||^2 penalty would pull latents toward the origin instead.
     """
     generator.eval()
     for p in generator.parameters():
@@ -221,16 +225,21 @@ def invert(generator: nn.Module, images: np.ndarray, *, steps: int, lr: float, p
         opt = torch.optim.Adam([z], lr=lr)
         target = batch.x.float()
         for _ in range(steps):
-            with autocast(device, precision):
-                x = generator(z)
-            err = (x.float() - target).pow(2).mean((1, 2, 3))
-            loss = (err + prior_weight * z.pow(2).mean(1)).sum()
+            loss = (_reconstruction_error(generator, z, target, device, precision)
+                    + prior_weight * (z.pow(2).mean(1) - 1).pow(2)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        with torch.no_grad():
+            errors.append(_reconstruction_error(generator, z, target, device, precision).cpu().numpy())
         latents.append(z.detach().cpu().numpy())
-        errors.append(err.detach().cpu().numpy())
     return np.concatenate(latents).astype(np.float32), np.concatenate(errors)
+
+
+def _reconstruction_error(generator, z, target, device, precision: str) -> torch.Tensor:
+    with autocast(device, precision):
+        x = generator(z)
+    return (x.float() - target).pow(2).mean((1, 2, 3))
 
 
 def image_grid(images: np.ndarray, columns: int) -> np.ndarray:

@@ -6,8 +6,9 @@ generate_pairs -> train_augmented -> evaluate. Intermediate files, all under ``d
 - ``latents.npy`` (N, d) float32 z, ``images.npy`` (N, S, S, 3) uint8 G(z);
 - ``labels.csv``: per attribute the baseline score, the hard label at its F1-optimal val threshold,
   and (SynthFaces) the oracle's label;
-- ``<target>/hyperplanes.npz``, ``<target>/edited.npy`` (E, M, d) z' for latents n_fit..N (E edits:
-  1, or 3 for two protected attributes), ``<target>/pairs.npy`` (E, M, S, S, 3) G(z').
+- ``<target>/hyperplanes.npz``; ``<target>/edited.npz``: {edit name: z' (M, d)} for latents
+  n_fit..N (one edit, or three for two protected attributes); ``<target>/pairs.npy`` (E*M, S, S, 3)
+  G(z') in edit order, and ``pairs.csv`` saying which edit and source latent each row is.
 """
 
 from __future__ import annotations
@@ -22,11 +23,20 @@ from .errors import DebiaslabError
 from .io import atomic_path
 from .latent_space import Hyperplane
 
+# Which protected attributes (by position in attributes.protected) each edit flips. The ablations
+# reflect and project are named "flip" too: they move across / onto the first protected hyperplane.
+FLIPS = {"flip": {0}, "flip_g1": {0}, "flip_g2": {1}, "flip_both": {0, 1}}
+
 
 def f1_hard_labels(y_val: np.ndarray, s_val: np.ndarray, s_gen: np.ndarray) -> tuple[np.ndarray, float]:
-    """Hallucinated 0/1 labels: scores above the threshold that maximises F1 on real val data."""
+    """Hallucinated 0/1 labels: scores at or above the threshold that maximises F1 on real val data
+    (``>=``, as :func:`metrics.f1_threshold` counts positives)."""
     threshold = float(M.f1_threshold(y_val, s_val))
-    return (s_gen > threshold).astype(np.int64), threshold
+    return hard_labels(s_gen, threshold), threshold
+
+
+def hard_labels(scores: np.ndarray, threshold: float) -> np.ndarray:
+    return (scores >= threshold).astype(np.int64)
 
 
 def cell_counts(t: np.ndarray, g: np.ndarray) -> dict[str, int]:
@@ -45,7 +55,7 @@ def pair_diagnostics(target: str, protected: list[str], edit: str, before: pd.Da
     ``edit`` names which protected attributes should flip: "flip" (the first), "flip_g1",
     "flip_g2" or "flip_both"; the others, and the target, should keep their labels.
     """
-    should_flip = {"flip": {0}, "flip_g1": {0}, "flip_g2": {1}, "flip_both": {0, 1}}[edit]
+    should_flip = FLIPS[edit]
     out = {"target_kept": agreement(before[target].to_numpy(), after[target].to_numpy())}
     for k, attr in enumerate(protected):
         changed = float(np.mean(before[attr].to_numpy() != after[attr].to_numpy()))
@@ -123,10 +133,14 @@ def plot_ap_vs_deo(points: dict[str, dict], protected: str, title: str):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 4))
+    def bar(m: dict) -> list[list[float]]:  # the full-set value can lie outside a bootstrap interval
+        if m["lo"] is None or m["hi"] is None:
+            return [[0.0], [0.0]]
+        return [[max(m["value"] - m["lo"], 0.0)], [max(m["hi"] - m["value"], 0.0)]]
+
     for method, report in points.items():
         ap, deo = report["test"]["AP"], report["test"][protected]["DEO"]
-        ax.errorbar(deo["value"], ap["value"], xerr=[[deo["value"] - deo["lo"]], [deo["hi"] - deo["value"]]],
-                    yerr=[[ap["value"] - ap["lo"]], [ap["hi"] - ap["value"]]], fmt="o", capsize=3,
+        ax.errorbar(deo["value"], ap["value"], xerr=bar(deo), yerr=bar(ap), fmt="o", capsize=3,
                     label=method)
     ax.set_xlabel(f"DEO ({protected})  lower is fairer")
     ax.set_ylabel("AP")

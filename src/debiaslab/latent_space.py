@@ -89,10 +89,11 @@ def _update(z: np.ndarray, step: np.ndarray, residual: Callable) -> np.ndarray:
 # --------------------------------------------------------------------------- fitting
 def fit_hyperplane(z, labels, *, name: str, C: float = 1.0, holdout: float = 0.2, seed: int = 0,
                    max_iter: int = 10_000) -> Hyperplane:
-    """LinearSVC (squared hinge, as the original) on a seeded stratified split; (w, b) divided by ‖w‖.
+    """LinearSVC (squared hinge, as the original) on all of ``z``; (w, b) divided by ‖w‖.
 
-    Fitted on the ``1 - holdout`` part; ``accuracy`` is measured on the rest, so a hyperplane that
-    separates nothing shows up as ~0.5 instead of passing silently. Deterministic for a given seed.
+    ``accuracy`` is that of a second SVM fitted on a seeded stratified ``1 - holdout`` part and
+    scored on the rest, so a hyperplane that separates nothing shows up as ~0.5 instead of passing
+    silently; the returned hyperplane then uses every latent, as the paper's (10,000). Deterministic.
     """
     z = _latents(z)
     y = np.asarray(labels).ravel()
@@ -114,13 +115,17 @@ def fit_hyperplane(z, labels, *, name: str, C: float = 1.0, holdout: float = 0.2
         raise DebiaslabError(f"hallucinated labels of {name} have only {counts.min()} of class {minority} "
                              f"(n={len(y)}); the SVM needs at least 2 in both the fit and held-out parts")
     z_fit, z_out, y_fit, y_out = parts
-    svm = LinearSVC(C=C, loss="squared_hinge", max_iter=max_iter, random_state=seed).fit(z_fit, y_fit)
-    w, b = svm.coef_.ravel().astype(np.float64), float(svm.intercept_[0])
+
+    def svm():
+        return LinearSVC(C=C, loss="squared_hinge", max_iter=max_iter, random_state=seed)
+
+    accuracy = float(svm().fit(z_fit, y_fit).score(z_out, y_out))
+    full = svm().fit(z, y)
+    w, b = full.coef_.ravel().astype(np.float64), float(full.intercept_[0])
     norm = np.linalg.norm(w)
     if norm == 0:
         raise DebiaslabError(f"the latent SVM for {name} has a zero normal (C={C} too small?)")
-    return Hyperplane(w / norm, b / norm, accuracy=float(svm.score(z_out, y_out)), n_fit=len(y_fit),
-                      name=name)
+    return Hyperplane(w / norm, b / norm, accuracy=accuracy, n_fit=len(y), name=name)
 
 
 # --------------------------------------------------------------------------- edits

@@ -14,8 +14,22 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
+from .errors import DebiaslabError
 from .prepare import crop_resize_image
-from .synth import CHUNK, render_batch, sample_attributes
+from .synth import CHUNK, RENDERED_ATTRIBUTES, render_batch, sample_attributes
+
+ORACLE_TAG = 0x0AC1E  # distinguishes the oracle's random streams from those of synthesize
+
+
+def check_oracle_request(names: list[str], n_images: int, epochs: int) -> None:
+    """The oracle can only judge attributes SynthFaces draws, and needs data and epochs."""
+    missing = [n for n in names if n not in RENDERED_ATTRIBUTES]
+    if missing:
+        raise DebiaslabError(f"oracle: SynthFaces does not draw {missing[0]!r} (it draws "
+                             f"{', '.join(RENDERED_ATTRIBUTES)}); on real data set oracle.enabled: false")
+    if n_images < 20 or epochs < 1:
+        raise DebiaslabError(f"oracle: n_images must be at least 20 and epochs at least 1 "
+                             f"(got {n_images} and {epochs})")
 
 
 def render_unbiased(n: int, synth_params, *, image_size: int, seed: int) -> tuple[np.ndarray, dict]:
@@ -25,14 +39,17 @@ def render_unbiased(n: int, synth_params, *, image_size: int, seed: int) -> tupl
     noise, JPEG quality) are the biased set's, so only the correlations differ.
     """
     params = replace(synth_params, correlations={}, base_rate=0.5)
-    rng = np.random.default_rng([seed, 1])
+    # "oracle" in every seed: NumPy pads short seed lists with zeros, so [seed, 2, 0] would
+    # otherwise replay the stream SynthFaces used for its own training images ([seed, 2])
+    rng = np.random.default_rng([seed, ORACLE_TAG, 1])
     attrs = sample_attributes(n, params.correlations, base_rate=0.5, rng=rng)
     render = {"smile_depth": params.smile_depth, "mouth_jitter": params.mouth_jitter,
               "noise_std": params.noise_std}
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     for start in range(0, n, CHUNK):
         chunk = {k: v[start:start + CHUNK] for k, v in attrs.items()}
-        for k, face in enumerate(render_batch(chunk, np.random.default_rng([seed, 2, start]), **render)):
+        rng_chunk = np.random.default_rng([seed, ORACLE_TAG, 2, start])
+        for k, face in enumerate(render_batch(chunk, rng_chunk, **render)):
             images[start + k] = _jpeg_crop_resize(face, params.jpeg_quality, image_size)
     return images, attrs
 
@@ -47,7 +64,8 @@ def _jpeg_crop_resize(face: np.ndarray, quality: int, size: int) -> np.ndarray:
 
 def train_oracle(images: np.ndarray, attrs: dict, names: list[str], train_params, *, model_path: str,
                  live_dir: str, holdout: float = 0.15) -> dict:
-    """One multi-label classifier over ``names`` on the unbiased render; returns held-out accuracy."""
+    """One multi-label classifier over ``names`` on the unbiased render; returns the accuracy on the
+    held-out part (which also picks the best epoch, so it is slightly optimistic)."""
     from .data import ArrayDataset
     from .train import predict_scores, train_and_save
 
@@ -60,11 +78,16 @@ def train_oracle(images: np.ndarray, attrs: dict, names: list[str], train_params
     return {n: round(float(np.mean(pred[:, k] == y[cut:, k])), 4) for k, n in enumerate(names)}
 
 
-def save_disabled(path: str) -> None:
-    """The oracle stage's output when there is no oracle (real data): a marker, not a model."""
+def save_disabled(path: str, live_dir: str) -> None:
+    """The oracle stage's outputs when there is no oracle (real data): a marker, not a model, and
+    an empty training log."""
+    from dvclive import Live
+
     from .io import save_torch
 
     save_torch(path, {"enabled": False})
+    with Live(live_dir, dvcyaml=False, save_dvc_exp=False) as live:
+        live.log_metric("train/epochs", 0)
 
 
 def load_oracle(path: str, device):
@@ -77,16 +100,15 @@ def load_oracle(path: str, device):
         if torch.load(path, map_location="cpu", weights_only=True).get("enabled") is False:
             return None
     except FileNotFoundError:
-        from .errors import DebiaslabError
-
         raise DebiaslabError(f"{path}: not found (run the oracle stage)") from None
+    except Exception as err:  # noqa: BLE001 - an unreadable file is an input error
+        raise DebiaslabError(f"{path}: not a readable oracle checkpoint ({err})") from None
     return load_checkpoint(path, device)
 
 
 def oracle_labels(oracle, images: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
     """0/1 labels by the oracle (threshold 0.5: it was trained on balanced attributes)."""
     from .data import ArrayDataset
-    from .errors import DebiaslabError
     from .train import predict_scores
 
     method, meta = oracle
