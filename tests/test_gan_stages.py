@@ -55,7 +55,7 @@ def test_not_a_gan_checkpoint(workdir):  # noqa: F811
 
 def test_checkpoint_source_writes_the_generator_and_an_empty_log(workdir, tmp_path):  # noqa: F811
     write_generator(tmp_path, latent_dim=8, size=16)
-    proc = run_stage(workdir, "train_gan.py", params={"gan": {
+    proc = run_stage(workdir, "train_gan.py", params={"prepare": {"image_size": 16}, "gan": {
         "source": "checkpoint", "checkpoint": str(tmp_path / "models/gan/generator.pt"), "latent_dim": 8}})
     assert proc.returncode == 0, proc.stderr
     assert (workdir / "models/gan/generator.pt").is_file()
