@@ -9,7 +9,7 @@ import numpy as np
 from debiaslab.data import PreparedSplit
 from debiaslab.device import resolve_device, seed_everything
 from debiaslab.errors import stage_main
-from debiaslab.gan import check_latent_dim, generate, invert, load_generator
+from debiaslab.gan import generate, invert, load_generator
 from debiaslab.gan_debias import plot_pairs
 from debiaslab.io import atomic_path, save_figure, write_json
 from debiaslab.params import load_params
@@ -23,8 +23,7 @@ def main() -> None:
     p, gan = params["inversion"], params["gan"]
     device = resolve_device(gan.device)
     seed_everything(p.seed)
-    G = load_generator("models/gan/generator.pt", device)
-    check_latent_dim(G, gan.latent_dim, "models/gan/generator.pt")
+    G = load_generator("models/gan/generator.pt", device, latent_dim=gan.latent_dim)
     train = PreparedSplit("data/prepared", "train")
     rows = np.sort(np.random.default_rng(p.seed).choice(len(train), min(p.n_images, len(train)),
                                                         replace=False))

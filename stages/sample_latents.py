@@ -4,7 +4,7 @@ import numpy as np
 
 from debiaslab.device import resolve_device
 from debiaslab.errors import stage_main
-from debiaslab.gan import check_latent_dim, generate, load_generator, sample_latents
+from debiaslab.gan import generate, load_generator, sample_latents
 from debiaslab.io import atomic_path
 from debiaslab.params import load_params
 from debiaslab.prepare import NpyWriter
@@ -17,8 +17,7 @@ def main() -> None:
     params = load_params("gan", "latents")
     p, gan = params["latents"], params["gan"]
     device = resolve_device(gan.device)
-    G = load_generator("models/gan/generator.pt", device)
-    check_latent_dim(G, gan.latent_dim, "models/gan/generator.pt")
+    G = load_generator("models/gan/generator.pt", device, latent_dim=gan.latent_dim)
     z = sample_latents(p.n, gan.latent_dim, p.seed)
     size = G.image_size
     with atomic_path(f"{OUT}/latents.npy") as tmp:

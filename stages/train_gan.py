@@ -63,10 +63,9 @@ def not_trained(source: str) -> None:
 def from_checkpoint(p, device, size: int):
     from debiaslab.gan import Generator
 
-    G = load_generator(p.checkpoint, device)
+    G = load_generator(p.checkpoint, device, latent_dim=p.latent_dim)
     if not isinstance(G, Generator):
         raise DebiaslabError(f"{p.checkpoint}: points to the hub PGAN, not to weights; use gan.source=hub")
-    check_latent_dim(G, p.latent_dim, p.checkpoint)
     if G.image_size != size:
         raise DebiaslabError(f"{p.checkpoint}: the generator draws {G.image_size}-px images, "
                              f"prepare.image_size is {size}")

@@ -90,6 +90,8 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     check_latent_dim(H, 8, "x")
     with pytest.raises(DebiaslabError, match="latent size mismatch"):
         check_latent_dim(H, 9, "x")
+    with pytest.raises(DebiaslabError, match="g.pt: latent size mismatch"):
+        load_generator(tmp_path / "g.pt", torch.device("cpu"), latent_dim=9)
     with pytest.raises(DebiaslabError, match="no GAN checkpoint"):
         load_generator(tmp_path / "missing.pt", torch.device("cpu"))
 

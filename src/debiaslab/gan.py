@@ -172,8 +172,9 @@ def generator_config(generator: Generator) -> dict:
             "image_size": generator.image_size}
 
 
-def load_generator(path, device: torch.device) -> nn.Module:
-    """The generator saved by the train_gan stage (weights only), or the hub PGAN it points to."""
+def load_generator(path, device: torch.device, *, latent_dim: int | None = None) -> nn.Module:
+    """The generator saved by the train_gan stage (weights only), or the hub PGAN it points to;
+    with ``latent_dim``, a clear error unless the generator takes latents of that size."""
     from pathlib import Path
 
     path = Path(path)
@@ -188,13 +189,16 @@ def load_generator(path, device: torch.device) -> nn.Module:
     if ckpt.get("source") == "hub":
         from .gan_hub import load_hub_generator
 
-        return load_hub_generator(image_size=config["image_size"], device=device)
-    generator = Generator(**config).to(device, memory_format=torch.channels_last)
-    try:
-        generator.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as err:
-        raise DebiaslabError(f"{path}: weights do not fit a generator with {config} "
-                             f"({str(err).splitlines()[0]})") from None
+        generator = load_hub_generator(image_size=config["image_size"], device=device)
+    else:
+        generator = Generator(**config).to(device, memory_format=torch.channels_last)
+        try:
+            generator.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as err:
+            raise DebiaslabError(f"{path}: weights do not fit a generator with {config} "
+                                 f"({str(err).splitlines()[0]})") from None
+    if latent_dim is not None:
+        check_latent_dim(generator, latent_dim, str(path))
     return generator.eval()
 
 
