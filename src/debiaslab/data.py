@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import distributed
 from .errors import DebiaslabError
 
 IN_MEMORY_LIMIT = 4 << 30  # splits smaller than this are read into RAM once
@@ -87,12 +88,23 @@ class ArrayDataset:
 
     def batches(self, batch_size: int, device: torch.device, *, order: np.ndarray | None = None,
                 generator: torch.Generator | None = None, hflip: bool = False,
-                channels_last: bool = True) -> Iterator[Batch]:
-        """Batches over ``order`` (positions in this split; default: all, in order)."""
+                channels_last: bool = True, shard: bool = False) -> Iterator[Batch]:
+        """Batches over ``order`` (positions in this split; default: all, in order).
+
+        With ``shard``, each of several data-parallel processes gets its own part of every
+        batch; all draw the same random numbers, so ``batch_size`` is the global batch size.
+        """
         order = np.arange(len(self)) if order is None else order
+        world = distributed.world_size() if shard else 1
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
             flip = (torch.rand(len(index), generator=generator) < 0.5) if hflip else None
+            if world > 1:
+                if len(index) < world:  # a tail too small to give every process a sample
+                    continue
+                # flip[i] goes with the i-th *sorted* position (see batch), so sort, then split
+                part = distributed.local_part(np.arange(len(index)))
+                index, flip = np.sort(index)[part], None if flip is None else flip[part]
             yield self.batch(index, device, channels_last=channels_last, flip=flip)
 
 

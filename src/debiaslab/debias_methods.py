@@ -66,6 +66,8 @@ class _BiasedAuxiliary(Method):
 
     defaults = {"q": 0.7, "ema_alpha": 0.7}
     uses_bias_ensemble = False
+    supports_distributed = False  # the per-sample loss EMAs would diverge between processes
+    resumable = False  # ... and are not part of the resume state
 
     def __init__(self, factory, params, device, hparams=None, context=None):
         super().__init__(factory, params, device, hparams, context)

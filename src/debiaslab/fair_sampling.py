@@ -199,6 +199,7 @@ class _FairSampler(Method):
     """
 
     uses_generated = False
+    resumable = False  # λ, μ and the probe cursors are not part of the resume state
 
     def __init__(self, factory, params, device, hparams=None, context=None):
         super().__init__(factory, params, device, hparams, context)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed
 from .data import ArrayDataset, Batch, group_balanced_order, shuffled_order
 from .device import autocast
 from .errors import DebiaslabError
@@ -51,6 +52,12 @@ class Method:
 
     name = "base"
     defaults: dict = {}
+    # False for methods whose per-sample state (indexed by batch.index) each process would keep
+    # for its own part of the batches only; the trainer then refuses train.nproc_per_node > 1.
+    supports_distributed = True
+    # False for methods with state beyond their models and optimiser (sampler weights, per-sample
+    # averages): training then restarts from scratch after an interruption instead of resuming.
+    resumable = True
 
     def __init__(self, factory: Callable[[], nn.Module], params, device: torch.device,
                  hparams: dict | None = None, context: dict | None = None):
@@ -79,7 +86,14 @@ class Method:
         # backward outside autocast, as PyTorch recommends; the loss itself is fp32
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(self.optimizer)  # no-op in a single process
         self.optimizer.step()
+        distributed.broadcast_state(self.modules(), buffers_only=True)
+
+    def modules(self) -> list[nn.Module]:
+        """Every network the method owns (the predicting model first)."""
+        return [self.model, *(m for k, m in vars(self).items()
+                              if isinstance(m, nn.Module) and k != "model")]
 
     def setup(self, train: ArrayDataset, *, total_steps: int) -> None:
         """Called once before training, for methods that keep per-sample state."""

@@ -107,9 +107,10 @@ class TrainParams:
     channels_last: bool = True
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
+    nproc_per_node: int = 1  # > 1: data-parallel training under torchrun (one process per GPU)
 
     def __post_init__(self) -> None:
-        for key in ("epochs", "batch_size", "width"):
+        for key in ("epochs", "batch_size", "width", "nproc_per_node"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: expected a positive integer, got {getattr(self, key)}")
         if self.lr <= 0:

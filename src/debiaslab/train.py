@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from tqdm import tqdm
 
 from . import (
     debias_methods,  # noqa: F401 - registers gce, lff, disent and their BE variants
+    distributed,
     fair_sampling,  # noqa: F401 - registers fairbatch and drfairness
     metrics,
 )
@@ -31,12 +34,14 @@ class FitResult:
 
 @torch.inference_mode()
 def predict_logits(method: Method, data: ArrayDataset, batch_size: int = 512) -> np.ndarray:
-    """Logits (N, outputs), float32, in the dataset's order."""
+    """Logits (N, outputs), float32, in the dataset's order. Data-parallel processes each
+    score their own contiguous part and gather the rest, so every sample is scored once."""
     method.model.eval()
-    out = [method.predict(b.x).cpu()
-           for b in data.batches(batch_size, method.device,
+    rows = distributed.local_part(np.arange(len(data)))
+    out = [method.predict(b.x)
+           for b in data.batches(batch_size, method.device, order=rows,
                                  channels_last=method.params.channels_last)]
-    return torch.cat(out).numpy()
+    return distributed.gather_parts(torch.cat(out), len(data)).cpu().numpy()
 
 
 def scores_from_logits(logits: np.ndarray, multiclass: bool) -> np.ndarray:
@@ -81,11 +86,17 @@ def make_method(name: str, num_outputs: int, params, device: torch.device,
 
 def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
         generator: torch.Generator, live=None, progress: bool = True,
-        select_best: bool = True, score_fn=selection_score) -> FitResult:
+        select_best: bool = True, score_fn=selection_score,
+        resume_path: str | Path | None = None) -> FitResult:
     """Train for ``params.epochs``; keep the weights of the epoch with the best validation score
     (``score_fn(y_val, scores)``; by default AP for binary and multi-label targets, accuracy for
     multi-class), or of the last epoch when ``select_best`` is false (a deliberately biased
-    model must not be picked on unbiased data)."""
+    model must not be picked on unbiased data).
+
+    With ``resume_path``, the complete training state is saved there after every epoch, and a
+    run killed part-way continues from its last finished epoch, to the same final weights as an
+    uninterrupted run (for methods whose state is their models and optimiser: ``resumable``).
+    """
     for name, data in (("train", train), ("val", val)):
         columns = data.y.reshape(len(data.y), -1).T if data.y.ndim == 2 else [data.y]
         if any(len(np.unique(c)) < 2 for c in columns):
@@ -94,30 +105,105 @@ def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
     result = FitResult(best_epoch=-1, best_val_score=-np.inf)
     best_state = None
     method.setup(train, total_steps=params.epochs * -(-len(train) // params.batch_size))
-    for epoch in range(params.epochs):
+    resume = Resume(resume_path, method, train, val, params) if method.resumable else Resume(None)
+    if (saved := resume.load(method, generator)) is not None:
+        result, best_state = saved
+        for row in result.history:  # the killed run's curves, into this run's DVCLive files
+            log_epoch(live, row)
+    for epoch in range(len(result.history), params.epochs):
         method.model.train()
         order = method.epoch_order(train, generator)
         batches = train.batches(params.batch_size, method.device, order=order,
                                 generator=generator, hflip=params.hflip,
-                                channels_last=params.channels_last)
+                                channels_last=params.channels_last, shard=True)
         logs = [method.update(b) for b in tqdm(
             batches, total=-(-len(order) // params.batch_size), unit="batch", leave=False,
-            desc=f"epoch {epoch + 1}/{params.epochs}", disable=not progress)]
+            desc=f"epoch {epoch + 1}/{params.epochs}",
+            disable=not (progress and distributed.is_main()))]
         val_score = score_fn(val.y, predict_scores(method, val))
         row = {"epoch": epoch + 1, **{f"train_{k}": float(np.mean([log[k] for log in logs]))
                                       for k in logs[0]}, "val_score": val_score}
         result.history.append(row)
-        if live is not None:
-            for key, value in row.items():
-                if key.startswith("train_"):
-                    live.log_metric(f"train/{key[6:]}", value)
-            live.log_metric("val/score", val_score)
-            live.next_step()
+        log_epoch(live, row)
         if val_score > result.best_val_score or not select_best:
             result.best_epoch, result.best_val_score = epoch + 1, val_score
             best_state = copy.deepcopy(method.model.state_dict())
+        resume.save(method, generator, result, best_state)
     method.model.load_state_dict(best_state)
+    resume.clear()
     return result
+
+
+def log_epoch(live, row: dict) -> None:
+    if live is None:
+        return
+    for key, value in row.items():
+        if key.startswith("train_"):
+            live.log_metric(f"train/{key[6:]}", value)
+    live.log_metric("val/score", row["val_score"])
+    live.next_step()
+
+
+class Resume:
+    """The training state after each epoch, in one file next to the model (``resume.pt``).
+
+    It is used only by a run with the same method, hyperparameters, training params and data
+    (a fingerprint of labels, shapes and every k-th image): a stale file is ignored. Written
+    atomically by rank 0; removed once training has finished.
+    """
+
+    def __init__(self, path, method=None, train=None, val=None, params=None):
+        self.path = None if path is None else Path(path)
+        if self.path is not None:
+            self.fingerprint = self._fingerprint(method, train, val, params)
+
+    @staticmethod
+    def _fingerprint(method, train, val, params) -> str:
+        digest = hashlib.blake2b(digest_size=16)
+        config = {k: v for k, v in vars(params).items() if k not in ("device", "nproc_per_node")}
+        digest.update(repr((method.name, sorted(method.hparams.items()), sorted(config.items())))
+                      .encode())
+        for data in (train, val):
+            stride = max(1, len(data) // 1024)
+            for array in (data.y, data.g, np.asarray(data.images[::stride])):
+                if array is not None:
+                    digest.update(repr(array.shape).encode())
+                    digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+    def save(self, method, generator, result: FitResult, best_state) -> None:
+        if self.path is None or not distributed.is_main():
+            return
+        save_torch(self.path, {
+            "fingerprint": self.fingerprint, "history": result.history,
+            "best_epoch": result.best_epoch, "best_val_score": float(result.best_val_score),
+            "best_state": best_state, "models": [m.state_dict() for m in method.modules()],
+            "optimizer": method.optimizer.state_dict(), "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state()})
+
+    def load(self, method, generator):
+        """Restore ``method`` and ``generator``; (result so far, best weights), or None."""
+        if self.path is None or not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location=method.device, weights_only=True)
+        except Exception:  # noqa: BLE001 - an unreadable resume file only costs a restart
+            return None
+        if state.get("fingerprint") != self.fingerprint:
+            return None
+        for module, weights in zip(method.modules(), state["models"], strict=True):
+            module.load_state_dict(weights)
+        method.optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        result = FitResult(state["best_epoch"], state["best_val_score"], state["history"])
+        if distributed.is_main():
+            print(f"resuming from {self.path} after epoch {len(result.history)}", file=sys.stderr)
+        return result, state["best_state"]
+
+    def clear(self) -> None:
+        if self.path is not None and distributed.is_main():
+            self.path.unlink(missing_ok=True)
 
 
 def save_checkpoint(path: str | Path, method: Method, params, **meta) -> None:
@@ -131,18 +217,34 @@ def train_and_save(method_name: str, num_outputs: int, train: ArrayDataset, val:
                    params, *, model_path: str, live_dir: str, hparams: dict | None = None,
                    context: dict | None = None, score_fn=selection_score,
                    **meta) -> tuple[Method, FitResult]:
-    """What every training stage does: seed, fit with DVCLive logging, save the best checkpoint."""
+    """What every training stage does: seed, fit with DVCLive logging, save the best checkpoint.
+
+    With ``params.nproc_per_node > 1`` the stage re-executes itself under torchrun here; the
+    processes train data-parallel (:mod:`debiaslab.distributed`), then all but rank 0 exit and
+    rank 0 carries on alone with the rest of the stage (saving, evaluating, plotting).
+    """
     from dvclive import Live
 
     from .device import resolve_device, seed_everything
 
+    if params.nproc_per_node > 1 and not METHODS.get(method_name, Method).supports_distributed:
+        raise DebiaslabError(f"{method_name}: cannot train with train.nproc_per_node > 1 (its "
+                             "per-sample state is not shared between processes); set it to 1")
+    distributed.relaunch_under_torchrun(params.nproc_per_node)
+    device = distributed.init(resolve_device(params.device))
     generator = seed_everything(params.seed)
-    method = make_method(method_name, num_outputs, params, resolve_device(params.device), hparams,
+    method = make_method(method_name, num_outputs, params, device, hparams,
                          context, image_size=int(train.images.shape[1]))
-    with Live(live_dir, dvcyaml=False, save_dvc_exp=False) as live:
-        result = fit(method, train, val, params, generator=generator, live=live, score_fn=score_fn)
-        live.summary["best_epoch"] = result.best_epoch
-        live.summary["best_val_score"] = round(result.best_val_score, 6)
+    distributed.broadcast_state(method.modules())
+    live = Live(live_dir, dvcyaml=False, save_dvc_exp=False) if distributed.is_main() else None
+    result = fit(method, train, val, params, generator=generator, live=live, score_fn=score_fn,
+                 resume_path=Path(model_path).with_name("resume.pt"))
+    distributed.finish()
+    if live is None:
+        raise SystemExit(0)  # a helper process: rank 0 writes every output
+    live.summary["best_epoch"] = result.best_epoch
+    live.summary["best_val_score"] = round(result.best_val_score, 6)
+    live.end()
     save_checkpoint(model_path, method, params, num_outputs=num_outputs,
                     image_size=int(train.images.shape[1]), best_epoch=result.best_epoch, **meta)
     return method, result
