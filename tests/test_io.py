@@ -23,3 +23,13 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_json(tmp_path / "ok.json", {"x": 1})
     assert (tmp_path / "ok.json").read_text().strip().startswith("{")
+
+
+def test_outputs_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
+    from debiaslab.io import UMASK, atomic_path, write_text
+
+    write_text(tmp_path / "a.txt", "x")
+    with atomic_path(tmp_path / "d", directory=True):
+        pass
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~UMASK
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~UMASK

@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # read once at import: the permissions a plain open() would give new files
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator[Path]:
@@ -30,6 +33,7 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         tmp = Path(name)
     try:
         yield tmp
+        tmp.chmod(0o777 & ~UMASK if directory else 0o666 & ~UMASK)  # mkstemp/mkdtemp give 0600/0700
         if directory and path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
