@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from debiaslab import distributed
 from debiaslab.data import PreparedSplit
 from debiaslab.device import resolve_device
 from debiaslab.errors import stage_main
@@ -23,6 +24,7 @@ LIVE = "metrics/train/oracle"
 @stage_main("oracle")
 def main() -> None:
     params = load_params("oracle", "synthesize", "prepare", "train", "attributes")
+    distributed.relaunch_under_torchrun(params["train"].nproc_per_node)  # before any work, not just training
     p, attrs = params["oracle"], params["attributes"]
     if not p.enabled:
         save_disabled(MODEL, LIVE)

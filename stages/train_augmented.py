@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 
+from debiaslab import distributed
 from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.device import resolve_device
 from debiaslab.errors import DebiaslabError, stage_main
@@ -60,6 +61,7 @@ def inverted_pairs(target: str, protected: str, train: PreparedSplit, variant: s
 @stage_main("train_augmented")
 def main(method: str, target: str) -> None:
     params = load_params("train", "attributes", "gan", "latent_edit")
+    distributed.relaunch_under_torchrun(params["train"].nproc_per_node)  # before any work, not just training
     protected = params["attributes"].protected[0]
     train, val = (PreparedSplit("data/prepared", s) for s in ("train", "val"))
     if method == "augmented":

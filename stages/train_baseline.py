@@ -2,6 +2,7 @@
 
 import sys
 
+from debiaslab import distributed
 from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.errors import stage_main
 from debiaslab.params import load_params
@@ -13,6 +14,7 @@ PREPARED = "data/prepared"
 @stage_main("train_baseline")
 def main(attribute: str) -> None:
     params = load_params("train")["train"]
+    distributed.relaunch_under_torchrun(params.nproc_per_node)  # before any work, not just training
     train, val = (PreparedSplit(PREPARED, s) for s in ("train", "val"))
     method, result = train_and_save(
         "erm", 1, ArrayDataset(train.images, train.label(attribute)),

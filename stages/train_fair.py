@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from debiaslab import distributed
 from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.errors import DebiaslabError, stage_main
 from debiaslab.fair_sampling import plot_trajectory
@@ -30,6 +31,7 @@ def generated_cells(target: str):
 @stage_main("train_fair")
 def main(method: str, target: str) -> None:
     params = load_params("train", "attributes", "hparams")
+    distributed.relaunch_under_torchrun(params["train"].nproc_per_node)  # before any work, not just training
     protected = params["attributes"].protected[0]
     train, val = (PreparedSplit("data/prepared", s) for s in ("train", "val"))
     real = ArrayDataset(train.images, train.label(target), train.label(protected))

@@ -6,6 +6,7 @@ removal of the first protected attribute, hyperparameters in `hparams.adversaria
 
 import sys
 
+from debiaslab import distributed
 from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.errors import stage_main
 from debiaslab.params import load_params, method_hparams
@@ -17,6 +18,7 @@ PREPARED = "data/prepared"
 @stage_main("train_multilabel")
 def main(method_name: str) -> None:
     params = load_params("train", "attributes", "hparams")
+    distributed.relaunch_under_torchrun(params["train"].nproc_per_node)  # before any work, not just training
     protected = params["attributes"].protected
     train, val = (PreparedSplit(PREPARED, s) for s in ("train", "val"))
     labels = [a for a in train.attributes if a not in protected]

@@ -138,18 +138,18 @@ def test_html_is_self_contained_and_embeds_the_plots(tmp_path):
     write(tmp_path / "metrics/evaluate/baseline/Smiling.json", evaluation(0.99, 0.48))
     reports = tmp_path / "reports"
     data = png(reports / "evaluate/baseline/Smiling_scores.png")
-    png(reports / "custom/extra.png", (0, 0, 255))
+    png(reports / "sweeps/skew_sweep.png", (0, 0, 255))  # not a stage output: not read
     png(reports / "evaluate/.Smiling_scores.png.tmp-123.png")  # an atomic write in progress: skipped
     page = render_html(collect(tmp_path / "metrics", reports))
 
     sources = re.findall(r'src="([^"]*)"', page)
-    assert len(sources) == 2
+    assert len(sources) == 1
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert base64.b64decode(sources[0].removeprefix("data:image/png;base64,")) == data
     assert "<link" not in page and "<script" not in page and "url(" not in page
-    assert set(re.findall(r'href="([^"]*)"', page)) == {"#fairness", "#other"}
+    assert set(re.findall(r'href="([^"]*)"', page)) == {"#fairness"}
     assert "<figcaption>reports/evaluate/baseline/Smiling_scores.png</figcaption>" in page
-    assert "<figcaption>reports/custom/extra.png</figcaption>" in page
+    assert "skew_sweep" not in page
     assert "0.480 [0.380, 0.580]" in page
     assert page.isascii()  # non-ASCII text as character references: no encoding to get wrong
 

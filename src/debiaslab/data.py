@@ -104,6 +104,7 @@ class ArrayDataset:
                     continue
                 # flip[i] goes with the i-th *sorted* position (see batch), so sort, then split
                 part = distributed.local_part(np.arange(len(index)))
+                distributed.batch_share = len(part) / len(index)
                 index, flip = np.sort(index)[part], None if flip is None else flip[part]
             yield self.batch(index, device, channels_last=channels_last, flip=flip)
 

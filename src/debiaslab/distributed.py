@@ -38,6 +38,8 @@ def relaunch_under_torchrun(nproc_per_node: int) -> None:
     """Replace this process by ``torchrun`` running the same command on ``nproc_per_node``
     processes; returns at once if that is 1 or we already run under torchrun (for several nodes,
     start the stage with your own ``torchrun --nnodes ...`` and this does nothing)."""
+    if under_torchrun() and torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))  # work before init uses its own GPU
     if nproc_per_node <= 1 or under_torchrun():
         return
     sys.stdout.flush()
@@ -75,6 +77,12 @@ def is_main() -> bool:
     return rank() == 0
 
 
+# This process's share of the current global batch (its samples / all samples), set by
+# ArrayDataset.batches: gradients of per-process *mean* losses are weighted by it, so that uneven
+# parts still give the gradient of the mean loss over the whole batch.
+batch_share = 1.0
+
+
 def local_part(index: np.ndarray) -> np.ndarray:
     """This process's contiguous part of ``index`` (all of it in a single process)."""
     return np.array_split(index, world_size())[rank()] if world_size() > 1 else index
@@ -92,17 +100,27 @@ def gather_parts(local: torch.Tensor, total: int) -> torch.Tensor:
     return torch.cat([p[:n] for p, n in zip(parts, sizes, strict=True)])
 
 
+def all_true(flag: bool) -> bool:
+    """True only if ``flag`` is true in every process (e.g. all found the same resume file)."""
+    if world_size() == 1:
+        return flag
+    device = torch.device("cuda") if dist.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
 def average_gradients(optimizer: torch.optim.Optimizer) -> None:
-    """Mean gradient over processes, one all-reduce for all parameters of ``optimizer``."""
+    """The gradient of the whole batch's mean loss: Σ_r share_r · grad_r, one all-reduce for all
+    parameters of ``optimizer`` (the plain mean over processes when the parts are equal)."""
     if world_size() == 1:
         return
     params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
     for p in params:  # a parameter unused this step still takes part, with a zero gradient
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    flat = torch.cat([p.grad.reshape(-1) for p in params]) * batch_share
     dist.all_reduce(flat)
-    flat /= world_size()
     offset = 0
     for p in params:
         p.grad.copy_(flat[offset:offset + p.numel()].view_as(p.grad))

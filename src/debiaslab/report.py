@@ -427,7 +427,6 @@ DEBIAS_TEXT = (
     "the same methods on SynthFaces, with a binary target and bias attribute (faces_bias in "
     "params.yaml); its test split is as biased as its training split, so overall accuracy rewards "
     "the bias there: read the bias-conflicting accuracy next to the aligned one.")
-OTHER_TEXT = "Plots from stages this report has no section for; dvc.yaml names the stage that writes each."
 
 SECTIONS: tuple[tuple[str, str, str, Callable[[Path], list[Table]]], ...] = (
     ("fairness", "Fairness of the target classifiers", FAIRNESS_TEXT, fairness_tables),
@@ -442,16 +441,17 @@ PLOT_SECTIONS = {"compare": "fairness", "evaluate": "fairness", "fair": "fairnes
 
 
 def collect_plots(reports_root: str | Path) -> dict[str, list[Plot]]:
-    """Every PNG under ``reports_root`` by section ("other" for unknown folders). Hidden files (an
-    atomic write in progress) are skipped; the report's own outputs are not PNGs."""
+    """Every PNG in the stage folders of ``PLOT_SECTIONS`` (the report stage's dependencies, so
+    DVC reruns it when one changes; reports/sweeps, written from experiments, is left out). Hidden
+    files (an atomic write in progress) are skipped."""
     reports_root = Path(reports_root)
     folders = list(PLOT_SECTIONS)
     out: dict[str, list[Plot]] = {}
-    found = [p for p in reports_root.rglob("*.png")
+    found = [p for folder in folders for p in (reports_root / folder).rglob("*.png")
              if not any(part.startswith(".") for part in p.relative_to(reports_root).parts)]
     for path in found:
         rel = path.relative_to(reports_root)
-        section = PLOT_SECTIONS.get(rel.parts[0], "other") if len(rel.parts) > 1 else "other"
+        section = PLOT_SECTIONS[rel.parts[0]]
         plot = Plot(path, rel.as_posix(), f"{reports_root.name}/{rel.as_posix()}")
         out.setdefault(section, []).append(plot)
     for plots in out.values():
@@ -466,7 +466,6 @@ def collect(metrics_root: str | Path, reports_root: str | Path | None = None) ->
     plots = collect_plots(reports_root) if reports_root is not None and Path(reports_root).is_dir() else {}
     sections = [Section(key, title, text, build(metrics_root), plots.get(key, []))
                 for key, title, text, build in SECTIONS]
-    sections.append(Section("other", "Other plots", OTHER_TEXT, [], plots.get("other", [])))
     return [s for s in sections if s.tables or s.plots]
 
 

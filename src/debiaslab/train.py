@@ -105,7 +105,8 @@ def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
     result = FitResult(best_epoch=-1, best_val_score=-np.inf)
     best_state = None
     method.setup(train, total_steps=params.epochs * -(-len(train) // params.batch_size))
-    resume = Resume(resume_path, method, train, val, params) if method.resumable else Resume(None)
+    resume = (Resume(resume_path, method, train, val, params, score_fn) if method.resumable
+              else Resume(None))
     if (saved := resume.load(method, generator)) is not None:
         result, best_state = saved
         for row in result.history:  # the killed run's curves, into this run's DVCLive files
@@ -130,7 +131,6 @@ def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
             best_state = copy.deepcopy(method.model.state_dict())
         resume.save(method, generator, result, best_state)
     method.model.load_state_dict(best_state)
-    resume.clear()
     return result
 
 
@@ -149,20 +149,22 @@ class Resume:
 
     It is used only by a run with the same method, hyperparameters, training params and data
     (a fingerprint of labels, shapes and every k-th image): a stale file is ignored. Written
-    atomically by rank 0; removed once training has finished.
+    atomically by rank 0; removed by train_and_save once the model is saved.
     """
 
-    def __init__(self, path, method=None, train=None, val=None, params=None):
+    def __init__(self, path, method=None, train=None, val=None, params=None, score_fn=None):
         self.path = None if path is None else Path(path)
         if self.path is not None:
-            self.fingerprint = self._fingerprint(method, train, val, params)
+            self.fingerprint = self._fingerprint(method, train, val, params, score_fn)
 
     @staticmethod
-    def _fingerprint(method, train, val, params) -> str:
+    def _fingerprint(method, train, val, params, score_fn) -> str:
         digest = hashlib.blake2b(digest_size=16)
         config = {k: v for k, v in vars(params).items() if k not in ("device", "nproc_per_node")}
-        digest.update(repr((method.name, sorted(method.hparams.items()), sorted(config.items())))
-                      .encode())
+        digest.update(repr((method.name, sorted(method.hparams.items()), sorted(config.items()),
+                            getattr(score_fn, "__qualname__", repr(score_fn)))).encode())
+        for source in sorted(Path(__file__).parent.glob("*.py")):  # the library's code version
+            digest.update(source.read_bytes())
         for data in (train, val):
             stride = max(1, len(data) // 1024)
             for array in (data.y, data.g, np.asarray(data.images[::stride])):
@@ -179,31 +181,36 @@ class Resume:
             "best_epoch": result.best_epoch, "best_val_score": float(result.best_val_score),
             "best_state": best_state, "models": [m.state_dict() for m in method.modules()],
             "optimizer": method.optimizer.state_dict(), "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state()})
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if method.device.type == "cuda" else None})
 
     def load(self, method, generator):
         """Restore ``method`` and ``generator``; (result so far, best weights), or None."""
-        if self.path is None or not self.path.is_file():
-            return None
-        try:
-            state = torch.load(self.path, map_location=method.device, weights_only=True)
-        except Exception:  # noqa: BLE001 - an unreadable resume file only costs a restart
-            return None
-        if state.get("fingerprint") != self.fingerprint:
+        state = None
+        if self.path is not None and self.path.is_file():
+            try:
+                state = torch.load(self.path, map_location=method.device, weights_only=True)
+            except Exception:  # noqa: BLE001 - an unreadable resume file only costs a restart
+                state = None
+        usable = state is not None and state.get("fingerprint") == self.fingerprint
+        if not distributed.all_true(usable):  # every process resumes, or none
             return None
         for module, weights in zip(method.modules(), state["models"], strict=True):
             module.load_state_dict(weights)
         method.optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
+        if state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
         result = FitResult(state["best_epoch"], state["best_val_score"], state["history"])
         if distributed.is_main():
             print(f"resuming from {self.path} after epoch {len(result.history)}", file=sys.stderr)
         return result, state["best_state"]
 
-    def clear(self) -> None:
-        if self.path is not None and distributed.is_main():
-            self.path.unlink(missing_ok=True)
+    @staticmethod
+    def clear(path: Path) -> None:
+        if distributed.is_main():
+            path.unlink(missing_ok=True)
 
 
 def save_checkpoint(path: str | Path, method: Method, params, **meta) -> None:
@@ -232,6 +239,9 @@ def train_and_save(method_name: str, num_outputs: int, train: ArrayDataset, val:
                              "per-sample state is not shared between processes); set it to 1")
     distributed.relaunch_under_torchrun(params.nproc_per_node)
     device = distributed.init(resolve_device(params.device))
+    if distributed.world_size() > 1 and not METHODS.get(method_name, Method).supports_distributed:
+        raise DebiaslabError(f"{method_name}: cannot train data-parallel (its per-sample state is "
+                             "not shared between processes); run it in one process")
     generator = seed_everything(params.seed)
     method = make_method(method_name, num_outputs, params, device, hparams,
                          context, image_size=int(train.images.shape[1]))
@@ -247,6 +257,7 @@ def train_and_save(method_name: str, num_outputs: int, train: ArrayDataset, val:
     live.end()
     save_checkpoint(model_path, method, params, num_outputs=num_outputs,
                     image_size=int(train.images.shape[1]), best_epoch=result.best_epoch, **meta)
+    Resume.clear(Path(model_path).with_name("resume.pt"))  # only now: the model is safe
     return method, result
 
 
