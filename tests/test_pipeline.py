@@ -205,3 +205,16 @@ def test_killed_training_stage_resumes_and_reproduces_its_outputs(repo):
     assert model.read_bytes() == before and not resume.exists()
     assert locked_outs(repo) == lock_before
     assert "up to date" in sh(repo, "dvc", "status")
+
+
+def test_sweep_recipe_collects_an_experiment(repo):
+    """The README's sweep recipe on the tiny pipeline: commit the run, one skew experiment, then
+    `python -m debiaslab.sweep` finds both skews. Last in this file: it changes the workspace."""
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "tiny run")
+    sh(repo, "dvc", "exp", "run", "-n", "skew-0.5", "-S", "synthesize.correlations.Smiling.skew=0.5",
+       "evaluate@baseline-Smiling")
+    out = sh(repo, sys.executable, "-m", "debiaslab.sweep", "--methods", "baseline")
+    rows = [line.split() for line in out.splitlines() if line.startswith(("0.5 ", "0.9 "))]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("0.5", "baseline", "1"), ("0.9", "baseline", "1")]
+    assert (repo / "reports/sweeps/skew_sweep.png").stat().st_size > 1000
