@@ -93,3 +93,12 @@ def test_training_stage_relaunches_itself_under_torchrun(synthfaces_dir, tmp_pat
                                    torch.device("cpu"))
     assert meta["attribute"] == "Smiling"
     assert (tmp_path / "metrics/train/baseline/Smiling/metrics.json").is_file()
+
+
+def test_unsupported_method_refused_under_a_users_torchrun(monkeypatch):
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    data = ArrayDataset(np.zeros((4, 8, 8, 3), np.uint8), np.array([0, 1, 0, 1]))
+    with pytest.raises(DebiaslabError, match="lff: cannot train"):
+        train_and_save("lff", 2, data, data, TrainParams(), model_path="unused.pt",
+                       live_dir="unused")

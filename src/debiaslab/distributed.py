@@ -34,6 +34,11 @@ def under_torchrun() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def planned_world_size(nproc_per_node: int) -> int:
+    """How many processes will train: torchrun's WORLD_SIZE when it started us, else the param."""
+    return int(os.environ["WORLD_SIZE"]) if under_torchrun() else nproc_per_node
+
+
 def relaunch_under_torchrun(nproc_per_node: int) -> None:
     """Replace this process by ``torchrun`` running the same command on ``nproc_per_node``
     processes; returns at once if that is 1 or we already run under torchrun (for several nodes,

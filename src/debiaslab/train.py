@@ -234,14 +234,13 @@ def train_and_save(method_name: str, num_outputs: int, train: ArrayDataset, val:
 
     from .device import resolve_device, seed_everything
 
-    if params.nproc_per_node > 1 and not METHODS.get(method_name, Method).supports_distributed:
+    # one check, before any process is started: params ask for several, or a user's torchrun did
+    if (distributed.planned_world_size(params.nproc_per_node) > 1
+            and not METHODS.get(method_name, Method).supports_distributed):
         raise DebiaslabError(f"{method_name}: cannot train with train.nproc_per_node > 1 (its "
                              "per-sample state is not shared between processes); set it to 1")
     distributed.relaunch_under_torchrun(params.nproc_per_node)
     device = distributed.init(resolve_device(params.device))
-    if distributed.world_size() > 1 and not METHODS.get(method_name, Method).supports_distributed:
-        raise DebiaslabError(f"{method_name}: cannot train data-parallel (its per-sample state is "
-                             "not shared between processes); run it in one process")
     generator = seed_everything(params.seed)
     method = make_method(method_name, num_outputs, params, device, hparams,
                          context, image_size=int(train.images.shape[1]))
