@@ -15,7 +15,7 @@ def main() -> None:
                                  n_valid=p.n_valid, n_test=p.n_test, seed=p.seed,
                                  workers=p.workers)
     write_json("metrics/colored_digits.json", stats)
-    print(f"colored_digits: {stats['n_images']} images at {stats['images_per_second']} img/s")
+    print(f"colored_digits: {stats['n_images']} images")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ def main() -> None:
     check_correlations(params.correlations)
     stats = write_synthfaces(OUT, params)
     write_json("metrics/synthesize.json", stats)
-    print(f"synthesize: {stats['n_images']} images at {stats['images_per_second']} img/s")
+    print(f"synthesize: {stats['n_images']} images")
 
 
 if __name__ == "__main__":

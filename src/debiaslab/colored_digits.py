@@ -28,7 +28,6 @@ Every random draw is seeded from (seed, split, chunk), so the bytes do not depen
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -241,7 +240,6 @@ def write_colored_digits(out_dir: str | Path, *, severities: Sequence[float] = S
     plan = plan_colored_digits(severities=sevs, n_train=n_train, n_valid=n_valid, n_test=n_test,
                                seed=seed, targets=targets)
     counts: dict[str, int] = {}
-    start_time = time.perf_counter()
     with atomic_path(out_dir, directory=True) as tmp:
         jobs = []
         for split in ("train", "valid", "test"):
@@ -278,16 +276,14 @@ def write_colored_digits(out_dir: str | Path, *, severities: Sequence[float] = S
             else:
                 for job in jobs:
                     bar.update(_render_chunk(job))
-        seconds = time.perf_counter() - start_time
         stats = {
             "seed": seed, "severities": sevs, "n_train": n_train, "n_valid": n_valid,
             "n_test": n_test, "counts": counts, "n_images": total,
             "conflict_fraction": {severity_dir(s): round(counts[f"{severity_dir(s)}/conflict"] / n_train, 5)
                                   for s in sevs},
             "sources": {k: len(v) for k, v in plan["sources"].items()},
-            "seconds": round(seconds, 2), "images_per_second": round(total / max(seconds, 1e-9), 1),
-        }
-        meta = {k: v for k, v in stats.items() if k not in ("seconds", "images_per_second")}
+        }  # no wall-clock time: a DVC-tracked metrics file must be the same bytes on every rerun
+        meta = dict(stats)
         meta["source_split"] = {k: v.tolist() for k, v in plan["sources"].items()}
         meta["protocol"] = {"size": SIZE, "digit_box": DIGIT_BOX, "max_shift": MAX_SHIFT,
                             "scale_range": list(SCALE_RANGE), "gamma_range": list(GAMMA_RANGE),
