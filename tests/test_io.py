@@ -1,5 +1,7 @@
 """Atomic writers: whole files only, and byte-identical output for identical content."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -33,3 +35,28 @@ def test_outputs_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
         pass
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~UMASK
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~UMASK
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    """SIGKILL skips the clean-up: the next write of the same output removes the leftover, but
+    not the temporary of a writer that is still running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import os, sys, time; from debiaslab.io import atomic_path\n"
+            "with atomic_path(sys.argv[1], directory=True) as tmp:\n"
+            "    (tmp / 'part.npy').write_bytes(b'x' * 1000); print(tmp, flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "prepared")],
+                            stdout=subprocess.PIPE, text=True)
+    leftover = Path(proc.stdout.readline().strip())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert leftover.is_dir() and leftover.name.startswith(".prepared.tmp-")
+    running = tmp_path / f".prepared.tmp-{os.getpid()}-live"
+    running.mkdir()
+    with atomic_path(tmp_path / "prepared", directory=True) as tmp:
+        (tmp / "ok").write_text("1")
+    assert not leftover.exists() and running.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [running.name, "prepared"]

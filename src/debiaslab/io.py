@@ -7,6 +7,7 @@ leaves a half-written file that a later stage (or DVC) would take for a result.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -24,7 +25,8 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{path.name}.tmp-"
+    remove_stale_temporaries(path)
+    prefix = f".{path.name}.tmp-{os.getpid()}-"
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
     else:
@@ -43,6 +45,29 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove what a killed writer of ``path`` left behind (``.NAME.tmp-PID-*`` whose process is
+    gone): a SIGKILL skips the clean-up below, and a packed dataset's leftover can be gigabytes."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        pid = tmp.name.removeprefix(f".{path.name}.tmp-").split("-")[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue  # a writer still running (another process of a data-parallel run, say)
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
