@@ -1,3 +1,23 @@
 """debiaslab: measure and mitigate bias in image classifiers."""
 
+import os
+import sys
+
 __version__ = "0.1.0"
+
+
+def _one_line_interrupt(hook):
+    """Ctrl-C while a stage is still importing torch (seconds) ends with one line, not an import
+    traceback; other exceptions go to the previous hook unchanged."""
+
+    def excepthook(exc_type, exc, tb):
+        if issubclass(exc_type, KeyboardInterrupt):
+            print(f"error: {os.path.basename(sys.argv[0]) or 'python'}: interrupted", file=sys.stderr)
+        else:
+            hook(exc_type, exc, tb)
+
+    return excepthook
+
+
+if sys.excepthook is sys.__excepthook__:  # leave IPython's or a user's own hook alone
+    sys.excepthook = _one_line_interrupt(sys.excepthook)
