@@ -1,51 +1,44 @@
-"""dvc.yaml declares, for every stage, every library module its script imports (transitively),
-so `dvc repro` reruns a stage whenever code it runs has changed, and never serves stale results."""
+"""dvc.yaml declares, for every stage, exactly the library modules its script imports
+(transitively), so `dvc repro` reruns a stage whenever code it runs has changed, and only then.
+The lists are written by `python -m debiaslab.dvc_deps`."""
 
-import ast
 import re
-from pathlib import Path
 
 import yaml
 from conftest import REPO
 
+from debiaslab.dvc_deps import closure, expected_code_deps, rewrite
+
 PACKAGE = REPO / "src" / "debiaslab"
 
 
-def imported_modules(path: Path) -> set[str]:
-    """debiaslab modules imported by one file, absolute or relative."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level == 1 or (node.module or "").startswith("debiaslab"):
-                base = (node.module or "").removeprefix("debiaslab").lstrip(".")
-                if base:
-                    names.add(base.split(".")[0])
-                else:  # from . import a, b / from debiaslab import a
-                    names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.Import):
-            names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("debiaslab."))
-    return {n for n in names if (PACKAGE / f"{n}.py").is_file()}
-
-
-def closure(script: Path) -> set[str]:
-    todo, seen = list(imported_modules(script)), set()
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo.extend(imported_modules(PACKAGE / f"{name}.py"))
-    return seen
-
-
-def test_every_stage_depends_on_the_code_it_runs():
+def test_every_stage_depends_on_exactly_the_code_it_runs():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    missing = {}
+    expected = expected_code_deps(REPO)
+    differ = {}
     for name, stage in stages.items():
         body = stage.get("do", stage)
         script = re.search(r"stages/\w+\.py", body["cmd"]).group(0)
-        deps = set(body["deps"])
-        assert script in deps, f"{name}: {script} is not a dependency"
-        need = {f"src/debiaslab/{m}.py" for m in closure(REPO / script)}
-        if need - deps:
-            missing[name] = sorted(need - deps)
-    assert not missing, missing
+        assert script in body["deps"], f"{name}: {script} is not a dependency"
+        code = sorted(d for d in body["deps"] if d.startswith("src/"))
+        if code != expected[name]:
+            differ[name] = {"missing": sorted(set(expected[name]) - set(code)),
+                            "extra": sorted(set(code) - set(expected[name]))}
+    assert not differ, f"run `python -m debiaslab.dvc_deps`: {differ}"
+
+
+def test_closure_follows_imports_at_any_depth(tmp_path):
+    assert closure(REPO / "stages/check_params.py", PACKAGE) == {
+        "__init__", "check_params", "errors", "io", "params"}
+    script = tmp_path / "s.py"
+    script.write_text("def main():\n    from debiaslab.report import collect\n")
+    assert {"report", "errors", "__init__"} <= closure(script, PACKAGE)
+
+
+def test_rewrite_keeps_comments_and_other_deps():
+    text = ("stages:\n  a:   # a comment\n    cmd: python stages/a.py\n    deps:\n"
+            "      - data/params_checked\n      - stages/a.py\n      - src/debiaslab/old.py\n"
+            "      - data/x  # read only\n    outs:\n      - y\n")
+    new = rewrite(text, {"a": ["src/debiaslab/errors.py", "src/debiaslab/io.py"]})
+    assert new == text.replace("      - src/debiaslab/old.py\n",
+                               "      - src/debiaslab/errors.py\n      - src/debiaslab/io.py\n")
