@@ -112,8 +112,206 @@ def test_pair_proportions_use_the_pairs_of_one_edit(tmp_path):
 
 def test_a_file_without_the_expected_keys_is_named(tmp_path):
     write(tmp_path / "evaluate/baseline/Smiling.json", {"val": {}})
-    with pytest.raises(DebiaslabError, match=r"evaluate/baseline/Smiling\.json: unexpected layout"):
+    with pytest.raises(DebiaslabError,
+                       match=r"evaluate/baseline/Smiling\.json: test: missing \(expected an object\)$"):
         fairness_tables(tmp_path)
+
+
+# ----------------------------------------------------------------------------- unexpected shapes
+# One valid file of every kind the report reads; the tests below change one field at a time.
+def valid_metrics() -> dict[str, dict]:
+    """Fresh objects each call, nothing shared between files (a JSON round trip copies deeply)."""
+    edit = {"target_kept": 0.5, "Eyeglasses_flipped": 0.5}
+    judge = {"f1_threshold": 0.8, "positive_rate": 0.5, "oracle_agreement": 0.6}
+    accs = {"accuracy": 0.5, "aligned_accuracy": 0.9, "conflicting_accuracy": 0.45}
+    return json.loads(json.dumps({
+        "evaluate/baseline/Smiling.json": evaluation(0.99, 0.48),
+        "latent/Smiling.json": {"variant": "standard", "n_fit": 100, "cos_wt_wg": 0.31,
+                                "svm_heldout_accuracy": {"Smiling": 0.8, "Eyeglasses": 0.97},
+                                "mean_edit_distance": {"flip": 5.0}},
+        "pairs/Smiling.json": {"n_pairs": 100, "baseline": {"flip": edit}, "oracle": {"flip": edit}},
+        "hallucinate.json": {"n_images": 100, "Smiling": judge, "Eyeglasses": judge,
+                             "cells_Smiling_Eyeglasses": {"t0_g0": 40, "t0_g1": 10, "t1_g0": 10,
+                                                          "t1_g1": 40}},
+        "oracle.json": {"enabled": True, "heldout_unbiased_accuracy": {"Smiling": 0.74},
+                        "real_test_accuracy": {"Smiling": 0.7}},
+        "inversion.json": {"n_images": 40, "steps": 5, "mse_mean": 0.02, "mse_median": 0.018,
+                           "latent_norm_mean": 7.9},
+        "leakage.json": {"protected": "Eyeglasses", "attacker": {"rounds": 2},
+                         "dataset_leakage": {"mean": 0.9, "std": 0.01},
+                         "models": {"erm": {"mAP": 0.99, "macro_F1": 0.98, "natural_leakage_at_F1": 0.88,
+                                            "model_leakage": {"mean": 0.95, "std": 0.02},
+                                            "amplification": 0.07}}},
+        "colored_digits.json": {"n_test": 100},
+        "debias/1.0/erm.json": {"test": accs},
+        "debias/faces/erm.json": {"test": accs},
+        "bias_ensemble/1.0.json": {"aligned_precision": 1.0, "conflicting_recall": 1.0, "n_selected": 95,
+                                   "n_train": 100, "true_conflicting_fraction": 0.05},
+    }))
+
+
+DELETE = object()
+
+
+def changed(files: dict, name: str, key_path: str, value) -> dict:
+    """``files`` with one field of one file set to ``value`` (or removed: DELETE)."""
+    *parents, last = key_path.split(".")
+    d = files[name]
+    for key in parents:
+        d = d[key]
+    if value is DELETE:
+        del d[last]
+    else:
+        d[last] = value
+    return files
+
+
+def write_all(root, files: dict) -> None:
+    for name, obj in files.items():
+        write(root / name, obj)
+
+
+def markdown(root) -> str:
+    return render_markdown(collect(root))
+
+
+EVAL, NUMBER_OR_CI = "evaluate/baseline/Smiling.json", "a number or {value, lo, hi}"
+WRONG_SHAPES = [  # file, key path, value (DELETE: the key is missing), the message after "FILE: "
+    (EVAL, "test.Eyeglasses.DEO", "abc", f"test.Eyeglasses.DEO: expected {NUMBER_OR_CI}, got 'abc'"),
+    (EVAL, "test.Eyeglasses.DEO", DELETE, f"test.Eyeglasses.DEO: missing (expected {NUMBER_OR_CI})"),
+    (EVAL, "test.Eyeglasses.KL", {"value": 2.0},
+     "test.Eyeglasses.KL.lo: missing (expected a number or null)"),
+    (EVAL, "test.Eyeglasses.EO_gap", "n/a", f"test.Eyeglasses.EO_gap: expected {NUMBER_OR_CI}, got 'n/a'"),
+    (EVAL, "test.AP", None, f"test.AP: expected {NUMBER_OR_CI}, got null"),
+    (EVAL, "test.AP", True, f"test.AP: expected {NUMBER_OR_CI}, got true"),
+    (EVAL, "test.accuracy.lo", "0.78", "test.accuracy.lo: expected a number or null, got '0.78'"),
+    (EVAL, "test.AP", [0.9, 0.8, 1.0], f"test.AP: expected {NUMBER_OR_CI}, got [0.9, 0.8, 1.0]"),
+    (EVAL, "test", [1, 2], "test: expected an object, got [1, 2]"),
+    (EVAL, "test.Eyeglasses", 0.5, "test.Eyeglasses: expected an object, got 0.5"),
+    (EVAL, "test.Eyeglasses", DELETE,
+     "test: expected at least one protected attribute (an object with DEO, BA, KL)"),
+    (EVAL, "n_test", "2000", "n_test: expected a positive integer, got '2000'"),
+    ("latent/Smiling.json", "n_fit", 100.0, "n_fit: expected a positive integer, got 100.0"),
+    ("latent/Smiling.json", "svm_heldout_accuracy.Smiling", "high",
+     "svm_heldout_accuracy.Smiling: expected a number, got 'high'"),
+    ("latent/Smiling.json", "cos_wt_wg", None, "cos_wt_wg: expected a number, got null"),
+    ("latent/Smiling.json", "variant", 1, "variant: expected a string, got 1"),
+    ("pairs/Smiling.json", "baseline", DELETE, "baseline: missing (expected an object)"),
+    ("pairs/Smiling.json", "baseline", {},
+     "baseline: expected at least one edit (an object with target_kept)"),
+    ("pairs/Smiling.json", "oracle", [], "oracle: expected an object, got []"),
+    ("pairs/Smiling.json", "baseline.flip.target_kept", 1.5,
+     "baseline.flip.target_kept: expected a proportion in [0, 1], got 1.5"),
+    ("pairs/Smiling.json", "oracle.flip.Eyeglasses_flipped", "0.6",
+     "oracle.flip.Eyeglasses_flipped: expected a proportion in [0, 1], got '0.6'"),
+    ("pairs/Smiling.json", "n_pairs", None, "n_pairs: expected an integer >= 0, got null"),
+    ("hallucinate.json", "Smiling.positive_rate", DELETE,
+     "Smiling.positive_rate: missing (expected a proportion in [0, 1])"),
+    ("hallucinate.json", "Eyeglasses", [0.5], "Eyeglasses: expected an object, got [0.5]"),
+    ("hallucinate.json", "cells_Smiling_Eyeglasses", [40, 10, 10, 40],
+     "cells_Smiling_Eyeglasses: expected an object, got [40, 10, 10, 40]"),
+    ("hallucinate.json", "cells_Smiling_Eyeglasses.t1_g1", "40",
+     "cells_Smiling_Eyeglasses.t1_g1: expected an integer >= 0, got '40'"),
+    ("hallucinate.json", "n_images", 0, "n_images: expected a positive integer, got 0"),
+    ("oracle.json", "enabled", "false", "enabled: expected true or false, got 'false'"),
+    ("oracle.json", "heldout_unbiased_accuracy", DELETE,
+     "heldout_unbiased_accuracy: missing (expected an object)"),
+    ("oracle.json", "real_test_accuracy", [0.7], "real_test_accuracy: expected an object, got [0.7]"),
+    ("inversion.json", "steps", "5", "steps: expected a positive integer, got '5'"),
+    ("inversion.json", "mse_mean", None, "mse_mean: expected a number, got null"),
+    ("leakage.json", "models.erm.amplification", None,
+     "models.erm.amplification: expected a number, got null"),
+    ("leakage.json", "models.erm.model_leakage.std", DELETE,
+     "models.erm.model_leakage.std: missing (expected a number)"),
+    ("leakage.json", "models", [{"mAP": 0.99}], 'models: expected an object, got [{"mAP": 0.99}]'),
+    ("leakage.json", "attacker.rounds", "2", "attacker.rounds: expected a positive integer, got '2'"),
+    ("colored_digits.json", "n_test", True, "n_test: expected a positive integer, got true"),
+    ("colored_digits.json", "n_test", DELETE, "n_test: missing (expected a positive integer)"),
+    ("debias/1.0/erm.json", "test.accuracy", "abc",
+     "test.accuracy: expected a proportion in [0, 1], got 'abc'"),
+    ("debias/1.0/erm.json", "test.conflicting_accuracy", DELETE,
+     "test.conflicting_accuracy: missing (expected a proportion in [0, 1] or null)"),
+    ("debias/faces/erm.json", "test", DELETE, "test: missing (expected an object)"),
+    ("bias_ensemble/1.0.json", "n_selected", "95", "n_selected: expected an integer >= 0, got '95'"),
+    ("bias_ensemble/1.0.json", "aligned_precision", None,
+     "aligned_precision: expected a proportion in [0, 1], got null"),
+]
+
+
+@pytest.mark.parametrize(("name", "key_path", "value", "message"), WRONG_SHAPES,
+                         ids=[f"{n}:{k}={'missing' if v is DELETE else v!r}" for n, k, v, _ in WRONG_SHAPES])
+def test_a_wrong_field_is_named_with_its_key_path(tmp_path, name, key_path, value, message):
+    write_all(tmp_path, changed(valid_metrics(), name, key_path, value))
+    with pytest.raises(DebiaslabError) as err:
+        collect(tmp_path)
+    assert str(err.value) == f"{tmp_path / name}: {message}"
+
+
+def test_the_valid_files_give_every_table(tmp_path):
+    write_all(tmp_path, valid_metrics())
+    tables = {t.title: t for s in collect(tmp_path) for t in s.tables}
+    assert len(tables) == 12
+    assert tables["Leakage of Eyeglasses"].rows[1] == ["erm", "0.990", "0.980", "0.950 ± 0.020", "0.880",
+                                                       "+0.070"]
+
+
+def test_extra_keys_are_ignored_and_remove_no_row(tmp_path):
+    write_all(tmp_path, valid_metrics())
+    reference = markdown(tmp_path)
+    files = valid_metrics()
+    extra = {"note": "written by a newer stage", "nested": [1, {"a": None}]}
+    for obj in files.values():
+        obj.update(extra)
+    files[EVAL]["test"].update(F1={"value": 0.9, "lo": 0.8, "hi": 1.0}, calibration={"ece": 0.02}, seed=3)
+    files[EVAL]["test"]["Eyeglasses"].update(extra, EO_ratio=ci(0.5))
+    files["pairs/Smiling.json"]["baseline"]["flip"].update(seconds=1.5, note="x")  # was an IndexError
+    files["hallucinate.json"].update(timing={"positive_rate": 0.1})  # not an attribute name: no row
+    files["hallucinate.json"]["Smiling"].update(extra)
+    files["leakage.json"]["models"]["erm"].update(extra)
+    files["debias/1.0/erm.json"]["test"].update(extra)
+    files["bias_ensemble/1.0.json"].update(selected_fraction=0.95)
+    write_all(tmp_path, files)
+    assert markdown(tmp_path) == reference
+
+
+def test_optional_and_null_fields_are_shown_as_missing_and_keep_the_row(tmp_path):
+    files = valid_metrics()
+    files[EVAL]["test"]["AP"] = 0.99  # a plain number: shown alone
+    del files[EVAL]["test"]["Eyeglasses"]["EO_gap"]
+    files[EVAL]["test"]["Eyeglasses"]["DP_gap"] = None
+    files["latent/Smiling.json"].pop("mean_edit_distance")
+    files["pairs/Smiling.json"]["oracle"] = None  # real CelebA: no oracle
+    files["hallucinate.json"]["Smiling"].pop("oracle_agreement")
+    files["oracle.json"].pop("real_test_accuracy")
+    files["inversion.json"].pop("mse_median")
+    files["leakage.json"]["attacker"] = None
+    files["debias/1.0/erm.json"]["test"]["aligned_accuracy"] = None  # no bias-aligned test images
+    files["debias/faces/erm.json"]["test"]["conflicting_accuracy"] = None
+    files["bias_ensemble/1.0.json"] = {"aligned_precision": float("nan"), "conflicting_recall": 1.0}
+    write_all(tmp_path, files)
+    tables = {t.title: t for s in collect(tmp_path) for t in s.tables}
+    assert tables["Fairness on test, per method"].rows == [
+        ["baseline", "Smiling", "Eyeglasses", "0.990", "0.800 [0.780, 0.820]", "0.480 [0.380, 0.580]",
+         "0.030 [0.020, 0.040]", "2.000 [1.500, 2.500]", "-", "-"]]
+    assert tables["Latent hyperplanes (fit_hyperplanes)"].rows[0][-1] == "-"
+    assert [r[2] for r in tables["Edited pairs G(z) → G(z') (generate_pairs)"].rows] == ["baseline"]
+    assert tables["Hallucinated labels of G(z) (hallucinate)"].rows[0][3] == "-"
+    assert tables["Oracle judge (oracle)"].rows == [["Smiling", "0.740", "-"]]
+    assert tables["Inversion of real images (invert_latents)"].rows[0][3] == "-"
+    assert "over the attacker rounds" in tables["Leakage of Eyeglasses"].note
+    aligned = tables["Colored Digits: bias-aligned / bias-conflicting test accuracy"]
+    assert aligned.rows == [["1.0 %", "- / 0.450"]]
+    assert tables["Bias set 'faces': test accuracy"].rows == [["erm", "0.500", "0.900", "-"]]
+    selection = tables["BiasEnsemble selection of bias-aligned training images (bias_ensemble)"]
+    assert selection.rows == [["1.0 %", "-", "-", "1.0000", "-"]]
+
+
+def test_an_interrupted_atomic_write_is_not_a_row(tmp_path):
+    write_all(tmp_path, valid_metrics())
+    reference = markdown(tmp_path)
+    (tmp_path / "evaluate/baseline/.Smiling.json.tmp-k3x9.json").write_text('{"test": {"AP"')
+    (tmp_path / "debias/1.0/.erm.json.tmp-k3x9.json").write_text("")
+    assert markdown(tmp_path) == reference
 
 
 # ----------------------------------------------------------------------------- sections
@@ -179,6 +377,18 @@ def test_stage_writes_both_files_when_sections_are_missing(tmp_path):
     md = (tmp_path / "reports/summary.md").read_text()
     assert "## Fairness of the target classifiers" in md and "## Leakage" not in md
     assert 'src="data:image/png;base64,' in (tmp_path / "reports/index.html").read_text()
+
+
+def test_stage_reports_a_wrongly_typed_field_in_one_line(tmp_path):
+    report = evaluation(0.99, 0.48)
+    report["test"]["Eyeglasses"]["DEO"] = "abc"
+    write(tmp_path / "metrics/evaluate/baseline/Smiling.json", report)
+    proc = run_report(tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "error: report: metrics/evaluate/baseline/Smiling.json: "
+        "test.Eyeglasses.DEO: expected a number or {value, lo, hi}, got 'abc'"]
+    assert not (tmp_path / "reports/summary.md").exists()
 
 
 def test_stage_reports_malformed_json_in_one_line(tmp_path):

@@ -69,3 +69,26 @@ def test_summary_reports_a_broken_file_in_one_line(tmp_path, capsys):
         main([str(tmp_path)])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.startswith(f"error: summary: {tmp_path / 'oracle.json'}: not valid JSON")
+
+
+def test_summary_names_a_wrongly_typed_field_in_one_line(tmp_path, capsys):
+    edit = {"target_kept": 1.5, "Eyeglasses_flipped": 0.85}
+    write(tmp_path / "pairs/Smiling.json", {"n_pairs": 10, "baseline": {"flip": edit}})
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path)])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: summary: {tmp_path / 'pairs/Smiling.json'}: baseline.flip.target_kept: expected a "
+        "proportion in [0, 1], got 1.5"]
+
+
+def test_summary_keeps_rows_with_extra_keys(tmp_path, capsys):
+    edit = {"target_kept": 0.93, "Eyeglasses_flipped": 0.85, "seconds": 1.2}  # a key without "_kept"
+    write(tmp_path / "pairs/Smiling.json", {"n_pairs": 10, "baseline": {"flip": edit}, "version": 2})
+    write(tmp_path / "hallucinate.json", {"n_images": 10, "Smiling": {"positive_rate": 0.5, "note": "x"},
+                                          "timing": {"positive_rate": 0.1}})
+    main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert row(out, "Smiling  flip  baseline")[-1] == "Eyeglasses flipped 0.850 [0.541, 0.965]"
+    assert re.search(r"^Smiling +- +0\.500 \[0\.237, 0\.763\] +-$", out, re.M)  # hallucinate
+    assert "timing" not in out  # not an attribute name: not a row

@@ -7,6 +7,11 @@ that skips a chain, a pipeline not yet run) is left out. Intervals are the 95% i
 holds (bootstrap, from the evaluate stage); a proportion over a number of samples the JSON records
 gets a Wilson score interval (:func:`wilson`); any other number is shown alone, and the table's
 note says so.
+
+Every field a table reads is type-checked (:class:`Obj`): a missing or wrongly typed one is a
+one-line error naming the file and the key path, never a dropped row or a wrong cell; a field that
+older files lack or that is null by design is shown as "-"; fields the report does not read (a
+newer stage's additions) are ignored.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import DebiaslabError
+from .params import CELEBA_ATTRIBUTES
 
 T = TypeVar("T")
 
@@ -49,10 +55,10 @@ def fmt(x, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
-def ci(m: dict | None, digits: int = 3) -> str:
-    """``value [lo, hi]`` of a ``{value, lo, hi}`` entry; "-" when the entry is missing."""
-    if m is None:
-        return "-"
+def ci(m: dict | float | None, digits: int = 3) -> str:
+    """``value [lo, hi]`` of a ``{value, lo, hi}`` entry, a plain number alone; "-" when missing."""
+    if not isinstance(m, dict):
+        return fmt(m, digits)
     return f"{fmt(m['value'], digits)} [{fmt(m['lo'], digits)}, {fmt(m['hi'], digits)}]"
 
 
@@ -66,6 +72,101 @@ def proportion(p: float | None, n: int | None, digits: int = 3) -> str:
 
 def mean_sd(m: dict) -> str:
     return f"{m['mean']:.3f} ± {m['std']:.3f}"
+
+
+# ----------------------------------------------------------------------------- checked access
+class LayoutError(DebiaslabError):
+    """A value of the wrong shape in a metrics file, as ``KEY.PATH: expected ..., got ...``;
+    :func:`parse` puts the file's name in front."""
+
+
+def _shown(value) -> str:
+    """A JSON value as the message quotes it: strings as Python does ('abc'), the rest as JSON."""
+    text = repr(value) if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 60 else text[:56] + " ..."
+
+
+def is_number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)  # JSON true is no number
+
+
+def is_proportion(x) -> bool:
+    return is_number(x) and (math.isnan(x) or 0 <= x <= 1)  # NaN: a rate over no samples ("-")
+
+
+def is_count(x, lo: int) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= lo
+
+
+class Obj:
+    """A JSON object of a metrics file, read key by key. Each accessor checks the type of the value
+    it returns, so a missing or wrongly typed field is a :class:`LayoutError` naming its key path;
+    keys no accessor asks for (fields a newer stage added) are ignored. ``optional``: an absent
+    or null value is None, for the fields the report shows as "-"."""
+
+    def __init__(self, data: dict, where: str = ""):
+        self.data, self.where = data, where
+
+    def path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def error(self, key: str, what: str) -> LayoutError:
+        if key not in self.data:
+            return LayoutError(f"{self.path(key)}: missing (expected {what})")
+        return LayoutError(f"{self.path(key)}: expected {what}, got {_shown(self.data[key])}")
+
+    def get(self, key: str, what: str, ok: Callable[[object], bool], optional: bool = False):
+        value = self.data.get(key)
+        if optional and value is None:
+            return None
+        if key not in self.data or not ok(value):
+            raise self.error(key, what)
+        return value
+
+    def keys(self) -> list[str]:
+        return list(self.data)
+
+    def obj(self, key: str, optional: bool = False) -> Obj | None:
+        data = self.get(key, "an object", lambda x: isinstance(x, dict), optional)
+        return None if data is None else Obj(data, self.path(key))
+
+    def number(self, key: str, optional: bool = False) -> float | None:
+        return self.get(key, "a number", is_number, optional)
+
+    def proportion(self, key: str, optional: bool = False, nullable: bool = False) -> float | None:
+        """A rate in [0, 1]; ``nullable``: the key must be there, but null is a valid "-"."""
+        what = "a proportion in [0, 1]" + (" or null" if nullable else "")
+        return self.get(key, what, lambda x: is_proportion(x) or (nullable and x is None), optional)
+
+    def count(self, key: str, optional: bool = False, lo: int = 1) -> int | None:
+        what = "a positive integer" if lo == 1 else f"an integer >= {lo}"
+        return self.get(key, what, lambda x: is_count(x, lo), optional)
+
+    def text(self, key: str) -> str:
+        return self.get(key, "a string", lambda x: isinstance(x, str))
+
+    def flag(self, key: str, optional: bool = False) -> bool | None:
+        return self.get(key, "true or false", lambda x: isinstance(x, bool), optional)
+
+    def metric(self, key: str, optional: bool = False) -> dict | float | None:
+        """A number, or the evaluate stage's ``{value, median, lo, hi}`` (null where not finite)."""
+        m = self.get(key, "a number or {value, lo, hi}", lambda x: is_number(x) or isinstance(x, dict),
+                     optional)
+        if isinstance(m, dict):
+            entry = Obj(m, self.path(key))
+            for k in ("value", "lo", "hi"):
+                entry.get(k, "a number or null", lambda x: x is None or is_number(x))
+        return m
+
+    def numbers(self, key: str, optional: bool = False) -> dict[str, float] | None:
+        """An object of numbers, e.g. one accuracy per attribute."""
+        d = self.obj(key, optional)
+        return None if d is None else {k: d.number(k) for k in d.keys()}
+
+    def spread(self, key: str) -> dict[str, float]:
+        """``{mean, std}``, e.g. leakage over the attacker rounds."""
+        d = self.obj(key)
+        return {k: d.number(k) for k in ("mean", "std")}
 
 
 # ----------------------------------------------------------------------------- reading
@@ -83,18 +184,27 @@ def read_json(path: str | Path) -> dict:
     return obj
 
 
-def parse(path: Path, build: Callable[[dict], T]) -> T:
+def parse(path: Path, build: Callable[[Obj], T]) -> T:
     """``build`` applied to the metrics file ``path``; a file without the keys (or types) it needs
-    is a one-line DebiaslabError naming the file, as a file that is not JSON is."""
-    report = read_json(path)
+    is a one-line DebiaslabError naming the file and the key path, as a file that is not JSON is."""
+    report = Obj(read_json(path))
     try:
         return build(report)
+    except LayoutError as err:
+        raise DebiaslabError(f"{path}: {err}") from None
     except (KeyError, TypeError, AttributeError, ValueError) as err:
         raise DebiaslabError(f"{path}: unexpected layout ({type(err).__name__}: {err}); "
                              "rerun the stage that writes it") from None
 
 
-def one_file(name: str, build: Callable[[dict], list[Table]]) -> Callable[[Path], list[Table]]:
+def metrics_files(root: Path, pattern: str) -> list[Path]:
+    """The files matching ``pattern`` under ``root``, sorted; hidden ones (the temporary file of an
+    atomic write that a killed stage left behind) are skipped."""
+    return sorted(p for p in Path(root).glob(pattern)
+                  if not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def one_file(name: str, build: Callable[[Obj], list[Table]]) -> Callable[[Path], list[Table]]:
     """The table builder for the single metrics file ROOT/NAME: no tables when it is absent."""
     def tables(root: Path) -> list[Table]:
         path = Path(root) / name
@@ -145,19 +255,29 @@ class Section:
 
 
 # ----------------------------------------------------------------------------- fairness
-def _fairness_rows(method: str, target: str, report: dict) -> list[list[str]]:
-    test = report["test"]
-    return [[method, target, attr, ci(test["AP"]), ci(test["accuracy"]), ci(m["DEO"]), ci(m["BA"]),
-             ci(m["KL"]), ci(m.get("EO_gap")), ci(m.get("DP_gap"))]
-            for attr, m in test.items() if isinstance(m, dict) and "DEO" in m]
+def _fairness_rows(method: str, target: str, report: Obj) -> list[list[str]]:
+    """One row per protected attribute: the keys of ``test`` that are attribute names (any other
+    key, such as AP, is a metric of the whole test set)."""
+    test = report.obj("test")
+    attrs = [k for k in test.keys() if k in CELEBA_ATTRIBUTES]
+    if not attrs:
+        raise LayoutError("test: expected at least one protected attribute (an object with DEO, BA, KL)")
+    ap, accuracy = ci(test.metric("AP")), ci(test.metric("accuracy"))
+    rows = []
+    for attr in attrs:
+        m = test.obj(attr)
+        rows.append([method, target, attr, ap, accuracy, *(ci(m.metric(k)) for k in ("DEO", "BA", "KL")),
+                     *(ci(m.metric(k, optional=True)) for k in ("EO_gap", "DP_gap"))])  # newer fields
+    return rows
 
 
 def fairness_tables(root: Path) -> list[Table]:
     """metrics/evaluate/METHOD/TARGET.json: one row per method × target × protected attribute."""
     rows, sizes = [], set()
-    for path in sorted(root.glob("evaluate/*/*.json")):
-        file_rows, size = parse(path, lambda r, p=path: (_fairness_rows(p.parent.name, p.stem, r),
-                                                         (r.get("n_test"), r.get("n_boot"))))
+    for path in metrics_files(root, "evaluate/*/*.json"):
+        file_rows, size = parse(path, lambda r, p=path: (
+            _fairness_rows(p.parent.name, p.stem, r),
+            (r.count("n_test", optional=True), r.count("n_boot", optional=True))))
         rows += file_rows
         sizes.add(size)
     if not rows:
@@ -178,14 +298,15 @@ def _names(d: dict) -> str:
     return ", ".join(f"{k} {fmt(v)}" for k, v in d.items()) or "-"
 
 
-def _latent_row(target: str, latent: dict) -> list[str]:
-    return [target, latent["variant"], f"{latent['n_fit']:,}", _names(latent["svm_heldout_accuracy"]),
-            f"{latent['cos_wt_wg']:+.3f}", _names(latent.get("mean_edit_distance", {}))]
+def _latent_row(target: str, latent: Obj) -> list[str]:
+    return [target, latent.text("variant"), f"{latent.count('n_fit'):,}",
+            _names(latent.numbers("svm_heldout_accuracy")), f"{latent.number('cos_wt_wg'):+.3f}",
+            _names(latent.numbers("mean_edit_distance", optional=True) or {})]
 
 
 def latent_table(root: Path) -> list[Table]:
     rows = [parse(path, lambda r, p=path: _latent_row(p.stem, r))
-            for path in sorted(root.glob("latent/*.json"))]
+            for path in metrics_files(root, "latent/*.json")]
     if not rows:
         return []
     return [Table("Latent hyperplanes (fit_hyperplanes)",
@@ -195,24 +316,32 @@ def latent_table(root: Path) -> list[Table]:
                   "measured on, so no interval is given.")]
 
 
-def _pairs_rows(target: str, pairs: dict) -> list[list[str]]:
+def _edit_cells(d: Obj, n: int | None) -> list[str]:
+    """target kept, then "ATTR flipped|kept p" for each protected attribute; other keys are ignored."""
+    protected = [k for k in d.keys() if k != "target_kept" and k.endswith(("_flipped", "_kept"))]
+    others = [f"{k.rsplit('_', 1)[0]} {k.rsplit('_', 1)[1]} {proportion(d.proportion(k), n)}"
+              for k in protected]
+    return [proportion(d.proportion("target_kept"), n), "; ".join(others)]
+
+
+def _pairs_rows(target: str, pairs: Obj) -> list[list[str]]:
     rows = []
+    n_pairs = pairs.count("n_pairs", lo=0)
     for judge in ("baseline", "oracle"):
-        edits = pairs.get(judge)
-        if not edits:  # no oracle on real CelebA
+        edits = pairs.obj(judge, optional=judge == "oracle")  # no oracle on real CelebA
+        if edits is None or (judge == "oracle" and not edits.keys()):
             continue
-        per_edit = pairs["n_pairs"] / len(edits)  # generate_pairs: the same latents for every edit
+        if not edits.keys():
+            raise LayoutError(f"{judge}: expected at least one edit (an object with target_kept)")
+        per_edit = n_pairs / len(edits.keys())  # generate_pairs: the same latents for every edit
         n = int(per_edit) if per_edit.is_integer() and per_edit > 0 else None
-        for edit, d in edits.items():
-            others = [f"{k.rsplit('_', 1)[0]} {k.rsplit('_', 1)[1]} {proportion(v, n)}"
-                      for k, v in d.items() if k != "target_kept"]
-            rows.append([target, edit, judge, f"{n:,}" if n else "-", proportion(d["target_kept"], n),
-                         "; ".join(others)])
+        for edit in edits.keys():
+            rows.append([target, edit, judge, f"{n:,}" if n else "-", *_edit_cells(edits.obj(edit), n)])
     return rows
 
 
 def pairs_table(root: Path) -> list[Table]:
-    rows = [row for path in sorted(root.glob("pairs/*.json"))
+    rows = [row for path in metrics_files(root, "pairs/*.json")
             for row in parse(path, lambda r, p=path: _pairs_rows(p.stem, r))]
     if not rows:
         return []
@@ -222,22 +351,34 @@ def pairs_table(root: Path) -> list[Table]:
                   "intervals; a '-' in 'pairs' means that count is unknown and the value stands alone.")]
 
 
-def _hallucinate(report: dict) -> list[Table]:
-    n = report.get("n_images")
-    attrs = {k: v for k, v in report.items() if isinstance(v, dict) and "positive_rate" in v}
-    rows = [[a, fmt(d.get("f1_threshold")), proportion(d["positive_rate"], n),
-             proportion(d.get("oracle_agreement"), n)] for a, d in attrs.items()]
+def _hallucinate_row(attr: str, d: Obj, n: int | None) -> list[str]:
+    return [attr, fmt(d.number("f1_threshold", optional=True)), proportion(d.proportion("positive_rate"), n),
+            proportion(d.proportion("oracle_agreement", optional=True), n)]  # no oracle on real CelebA
+
+
+def _cells(report: Obj, attrs: list[str]) -> list[list[str]]:
+    """One row per ``cells_TARGET_PROTECTED`` object of counts."""
+    rows = []
+    for key in report.keys():
+        if key.startswith("cells_"):
+            counts, rest = report.obj(key), key.removeprefix("cells_")
+            pair = next((f"{t} × {g}" for t in attrs for g in attrs if f"{t}_{g}" == rest), rest)
+            rows.append([pair, *(f"{counts.count(c, lo=0):,}" for c in ("t0_g0", "t0_g1", "t1_g0", "t1_g1"))])
+    return rows
+
+
+def _hallucinate(report: Obj) -> list[Table]:
+    n = report.count("n_images", optional=True)
+    attrs = [k for k in report.keys() if k in CELEBA_ATTRIBUTES]
+    if not attrs:
+        raise LayoutError("expected at least one attribute (an object with positive_rate)")
+    rows = [_hallucinate_row(a, report.obj(a), n) for a in attrs]
     where = (f"95% Wilson intervals over the {n:,} generated images" if n
              else "values alone: the JSON does not record the number of images")
     tables = [Table("Hallucinated labels of G(z) (hallucinate)",
                     ["attribute", "F1 threshold", "positive rate", "agreement with oracle"], rows,
                     f"Proportions: {where}.")]
-    cells = []
-    for key, counts in report.items():
-        if key.startswith("cells_") and isinstance(counts, dict):
-            rest = key.removeprefix("cells_")
-            pair = next((f"{t} × {g}" for t in attrs for g in attrs if f"{t}_{g}" == rest), rest)
-            cells.append([pair, *(f"{counts[c]:,}" for c in ("t0_g0", "t0_g1", "t1_g0", "t1_g1"))])
+    cells = _cells(report, attrs)
     if cells:
         tables.append(Table("Generated images per (target, protected) cell (hallucinated labels)",
                             ["target × protected", "t0 g0", "t0 g1", "t1 g0", "t1 g1"], cells,
@@ -245,10 +386,11 @@ def _hallucinate(report: dict) -> list[Table]:
     return tables
 
 
-def _oracle(report: dict) -> list[Table]:
-    if not report.get("enabled", True):  # real CelebA: no oracle
+def _oracle(report: Obj) -> list[Table]:
+    if report.flag("enabled", optional=True) is False:  # real CelebA: no oracle
         return []
-    held, real = report["heldout_unbiased_accuracy"], report.get("real_test_accuracy", {})
+    held = report.numbers("heldout_unbiased_accuracy")
+    real = report.numbers("real_test_accuracy", optional=True) or {}
     return [Table("Oracle judge (oracle)",
                   ["attribute", "accuracy, unbiased held-out", "accuracy, real test"],
                   [[a, fmt(acc), fmt(real.get(a))] for a, acc in held.items()],
@@ -256,9 +398,9 @@ def _oracle(report: dict) -> list[Table]:
                   "so no interval is given.")]
 
 
-def _inversion(report: dict) -> list[Table]:
-    row = [f"{report['n_images']:,}", str(report["steps"]), f"{report['mse_mean']:.4f}",
-           fmt(report.get("mse_median"), 4), fmt(report["latent_norm_mean"], 2)]
+def _inversion(report: Obj) -> list[Table]:
+    row = [f"{report.count('n_images'):,}", str(report.count("steps")), f"{report.number('mse_mean'):.4f}",
+           fmt(report.number("mse_median", optional=True), 4), fmt(report.number("latent_norm_mean"), 2)]
     return [Table("Inversion of real images (invert_latents)",
                   ["images", "steps", "MSE, mean", "MSE, median", "mean ‖z‖"], [row],
                   "Means over the inverted images (pixels in [−1, 1]); no interval: the JSON holds no "
@@ -276,14 +418,19 @@ def gan_tables(root: Path) -> list[Table]:
 
 
 # ----------------------------------------------------------------------------- leakage
-def _leakage(report: dict) -> list[Table]:
-    rows = [["(ground-truth labels)", "-", "-", mean_sd(report["dataset_leakage"]), "-", "-"]]
-    for name, m in report["models"].items():
-        rows.append([name, fmt(m["mAP"]), fmt(m["macro_F1"]), mean_sd(m["model_leakage"]),
-                     fmt(m["natural_leakage_at_F1"]), f"{m['amplification']:+.3f}"])
-    rounds = report.get("attacker", {}).get("rounds")
+def _leakage_row(name: str, m: Obj) -> list[str]:
+    return [name, fmt(m.number("mAP")), fmt(m.number("macro_F1")), mean_sd(m.spread("model_leakage")),
+            fmt(m.number("natural_leakage_at_F1")), f"{m.number('amplification'):+.3f}"]
+
+
+def _leakage(report: Obj) -> list[Table]:
+    protected, models = report.text("protected"), report.obj("models")
+    rows = [["(ground-truth labels)", "-", "-", mean_sd(report.spread("dataset_leakage")), "-", "-"]]
+    rows += [_leakage_row(name, models.obj(name)) for name in models.keys()]
+    attacker = report.obj("attacker", optional=True)
+    rounds = attacker.count("rounds", optional=True) if attacker else None
     spread = f"{rounds} attacker rounds" if rounds else "the attacker rounds"
-    return [Table(f"Leakage of {report['protected']}",
+    return [Table(f"Leakage of {protected}",
                   ["model", "mAP", "macro-F1", "leakage λ", "λ_D(F1)", "Δ = λ_M − λ_D(F1)"], rows,
                   f"Leakage is mean ± standard deviation over {spread}, not a confidence interval; mAP, "
                   "macro-F1 and Δ are single values (the JSON does not record the number of test "
@@ -298,18 +445,25 @@ def debias_results(root: Path) -> dict[str, dict[str, dict]]:
     """metrics/debias/SET/METHOD.json as {set: {method: test accuracies}}, sets and methods ordered."""
     out: dict[str, dict[str, dict]] = {}
     by_method = method_order(DEBIAS_METHODS)
-    paths = sorted(root.glob("debias/*/*.json"), key=lambda p: (set_order(p.parent.name), by_method(p.stem)))
-    keys = ("accuracy", "aligned_accuracy", "conflicting_accuracy")
+    paths = sorted(metrics_files(root, "debias/*/*.json"),
+                   key=lambda p: (set_order(p.parent.name), by_method(p.stem)))
     for path in paths:
-        accuracies = parse(path, lambda r: {k: r["test"][k] for k in keys})
-        out.setdefault(path.parent.name, {})[path.stem] = accuracies
+        out.setdefault(path.parent.name, {})[path.stem] = parse(path, _test_accuracies)
     return out
 
 
+def _test_accuracies(report: Obj) -> dict[str, float | None]:
+    """Overall, bias-aligned and bias-conflicting test accuracy; the last two are null when the test
+    split has no such images (shown as "-")."""
+    test = report.obj("test")
+    return {"accuracy": test.proportion("accuracy"),
+            **{k: test.proportion(k, nullable=True) for k in ("aligned_accuracy", "conflicting_accuracy")}}
+
+
 def colored_digits_n_test(root: Path) -> int | None:
+    """The test size from metrics/colored_digits.json; None when that file is absent."""
     path = root / "colored_digits.json"
-    n = parse(path, lambda r: r.get("n_test")) if path.is_file() else None
-    return n if isinstance(n, int) and n > 0 else None
+    return parse(path, lambda r: r.count("n_test")) if path.is_file() else None
 
 
 def digits_tables(results: dict[str, dict[str, dict]], n_test: int | None) -> list[Table]:
@@ -351,19 +505,20 @@ def named_set_tables(results: dict[str, dict[str, dict]]) -> list[Table]:
     return tables
 
 
-def _selection_row(name: str, be: dict) -> list[str]:
-    n_sel, n_train = be.get("n_selected"), be.get("n_train")
-    frac = be.get("true_conflicting_fraction")
-    n_conf = round(frac * n_train) if frac is not None and n_train else None
+def _selection_row(name: str, be: Obj) -> list[str]:
+    """The counts are optional (files written before they were recorded): no interval without them."""
+    n_sel, n_train = be.count("n_selected", optional=True, lo=0), be.count("n_train", optional=True, lo=0)
+    frac = be.proportion("true_conflicting_fraction", optional=True)
+    n_conf = round(frac * n_train) if frac is not None and not math.isnan(frac) and n_train else None
     return [f"{name} %" if is_severity(name) else name,
             f"{n_sel:,} / {n_train:,}" if n_sel is not None and n_train else "-",
-            proportion(be["aligned_precision"], n_sel or None, digits=4),
-            proportion(be["conflicting_recall"], n_conf or None, digits=4), fmt(frac)]
+            proportion(be.proportion("aligned_precision"), n_sel or None, digits=4),
+            proportion(be.proportion("conflicting_recall"), n_conf or None, digits=4), fmt(frac)]
 
 
 def selection_table(root: Path) -> list[Table]:
     rows = [parse(path, lambda r, p=path: _selection_row(p.stem, r))
-            for path in sorted(root.glob("bias_ensemble/*.json"), key=lambda p: set_order(p.stem))]
+            for path in sorted(metrics_files(root, "bias_ensemble/*.json"), key=lambda p: set_order(p.stem))]
     if not rows:
         return []
     return [Table("BiasEnsemble selection of bias-aligned training images (bias_ensemble)",
