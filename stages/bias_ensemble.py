@@ -5,15 +5,21 @@ import sys
 
 import numpy as np
 
+from debiaslab import stage_args
 from debiaslab.bias_experiment import bias_ensemble_probs, bias_ensemble_report, load_bias_splits
 from debiaslab.device import resolve_device
 from debiaslab.errors import stage_main
 from debiaslab.io import atomic_path, write_json
-from debiaslab.params import load_params
+from debiaslab.params import BiasEnsembleParams, TrainParams, load_params
 
 
 @stage_main("bias_ensemble")
-def main(name: str, data_dir: str, train_group: str, ensemble_group: str) -> None:
+def main(argv: list[str]) -> None:
+    name, data_dir, train_group, ensemble_group = stage_args.arguments(
+        argv, "NAME DATA TRAIN_GROUP ENSEMBLE_GROUP")
+    stage_args.plain_name("name", name)
+    stage_args.group("train group", train_group, TrainParams)
+    stage_args.group("ensemble group", ensemble_group, BiasEnsembleParams)
     params = load_params(train_group, ensemble_group)
     be, train_params = params[ensemble_group], params[train_group]
     splits = load_bias_splits(data_dir)
@@ -31,6 +37,4 @@ def main(name: str, data_dir: str, train_group: str, ensemble_group: str) -> Non
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5:
-        raise SystemExit("usage: python stages/bias_ensemble.py NAME DATA TRAIN_GROUP ENSEMBLE_GROUP")
-    main(*sys.argv[1:])
+    main(sys.argv[1:])

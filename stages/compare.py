@@ -3,6 +3,7 @@
 import json
 import sys
 
+from debiaslab import stage_args
 from debiaslab.errors import DebiaslabError, stage_main
 from debiaslab.gan_debias import plot_ap_vs_deo
 from debiaslab.io import save_figure
@@ -12,8 +13,11 @@ METHODS = ("baseline", "augmented", "augmented_inversion", "fairbatch", "drfairn
 
 
 @stage_main("compare")
-def main(target: str) -> None:
-    protected = load_params("attributes")["attributes"].protected[0]
+def main(argv: list[str]) -> None:
+    (target,) = stage_args.arguments(argv, "TARGET")
+    attributes = load_params("attributes")["attributes"]
+    stage_args.target(target, attributes.targets)
+    protected = attributes.protected[0]
     reports = {}
     for method in METHODS:
         path = f"metrics/evaluate/{method}/{target}.json"
@@ -30,6 +34,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python stages/compare.py TARGET")
-    main(sys.argv[1])
+    main(sys.argv[1:])

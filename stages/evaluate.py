@@ -2,6 +2,7 @@
 
 import sys
 
+from debiaslab import stage_args
 from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.device import resolve_device, seed_everything
 from debiaslab.errors import stage_main
@@ -11,11 +12,16 @@ from debiaslab.params import load_params
 from debiaslab.train import load_checkpoint, predict_scores
 
 PREPARED = "data/prepared"
+# the target classifiers, models/METHOD/TARGET/model.pt
+METHODS = ("baseline", "augmented", "augmented_inversion", "fairbatch", "drfairness")
 
 
 @stage_main("evaluate")
-def main(method_name: str, target: str) -> None:
+def main(argv: list[str]) -> None:
+    method_name, target = stage_args.arguments(argv, "METHOD TARGET")
+    stage_args.choice("method", method_name, METHODS)
     params = load_params("evaluate", "attributes")
+    stage_args.target(target, params["attributes"].targets)
     p, protected = params["evaluate"], params["attributes"].protected
     seed_everything(p.seed)
     method, _ = load_checkpoint(f"models/{method_name}/{target}/model.pt", resolve_device("auto"))
@@ -35,6 +41,4 @@ def main(method_name: str, target: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: python stages/evaluate.py METHOD TARGET")
-    main(*sys.argv[1:])
+    main(sys.argv[1:])

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from debiaslab import stage_args
 from debiaslab.errors import DebiaslabError, stage_main
 from debiaslab.gan_debias import cell_counts, read_labels
 from debiaslab.io import atomic_path, write_json
@@ -29,8 +30,10 @@ def candidates(target: str, protected: str) -> tuple[np.ndarray, np.ndarray, np.
 
 
 @stage_main("fair_cells")
-def main(target: str) -> None:
+def main(argv: list[str]) -> None:
+    (target,) = stage_args.arguments(argv, "TARGET")
     params = load_params("fair_cells", "attributes")
+    stage_args.target(target, params["attributes"].targets)
     p, protected = params["fair_cells"], params["attributes"].protected[0]
     images, t, g = candidates(target, protected)
     rng = np.random.default_rng(p.seed)
@@ -55,6 +58,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python stages/fair_cells.py TARGET")
-    main(sys.argv[1])
+    main(sys.argv[1:])

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from debiaslab import stage_args
 from debiaslab.errors import DebiaslabError, stage_main
 from debiaslab.gan_debias import check_both_classes, read_labels, save_hyperplanes
 from debiaslab.io import atomic_path, write_json
@@ -40,8 +41,10 @@ def fit_all(z, labels, target: str, protected: list[str], p) -> dict:
 
 
 @stage_main("fit_hyperplanes")
-def main(target: str) -> None:
+def main(argv: list[str]) -> None:
+    (target,) = stage_args.arguments(argv, "TARGET")
     params = load_params("latent_edit", "attributes")
+    stage_args.target(target, params["attributes"].targets)
     p, protected = params["latent_edit"], params["attributes"].protected
     z = np.load(f"{GENERATED}/latents.npy")
     labels = read_labels(f"{GENERATED}/labels.csv", [target, *protected])
@@ -67,7 +70,7 @@ def main(target: str) -> None:
     write_json(f"metrics/latent/{target}.json", {
         "variant": p.variant, "n_fit": p.n_fit, "n_edited": len(z) - p.n_fit,
         "svm_heldout_accuracy": {h.name: round(h.accuracy, 4) for h in planes.values()},
-        "cos_wt_wg": round(cos, 4), "seconds": round(seconds, 2),
+        "cos_wt_wg": round(cos, 4),
         "mean_edit_distance": {k: round(float(np.linalg.norm(v - z[p.n_fit:], axis=1).mean()), 4)
                                for k, v in edits.items()}})
     print(f"fit_hyperplanes {target}: SVM accuracy {planes['t'].accuracy:.3f} ({target}), "
@@ -75,6 +78,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python stages/fit_hyperplanes.py TARGET")
-    main(sys.argv[1])
+    main(sys.argv[1:])

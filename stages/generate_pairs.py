@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from debiaslab import stage_args
 from debiaslab.data import ArrayDataset
 from debiaslab.device import resolve_device
 from debiaslab.errors import stage_main
@@ -46,8 +47,10 @@ def write_pairs(G, edits, device, precision: str, batch_size: int, path: str) ->
 
 
 @stage_main("generate_pairs")
-def main(target: str) -> None:
+def main(argv: list[str]) -> None:
+    (target,) = stage_args.arguments(argv, "TARGET")
     params = load_params("attributes", "gan", "latents", "latent_edit")
+    stage_args.target(target, params["attributes"].targets)
     protected, n_fit = params["attributes"].protected, params["latent_edit"].n_fit
     names = [target, *protected]
     device = resolve_device(params["gan"].device)
@@ -89,6 +92,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python stages/generate_pairs.py TARGET")
-    main(sys.argv[1])
+    main(sys.argv[1:])

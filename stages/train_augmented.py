@@ -10,10 +10,10 @@ import sys
 
 import numpy as np
 
-from debiaslab import distributed
+from debiaslab import distributed, stage_args
 from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.device import resolve_device
-from debiaslab.errors import DebiaslabError, stage_main
+from debiaslab.errors import stage_main
 from debiaslab.gan import generate, load_generator
 from debiaslab.gan_debias import FLIPS, cell_counts, load_hyperplanes, read_labels
 from debiaslab.io import write_json
@@ -59,18 +59,19 @@ def inverted_pairs(target: str, protected: str, train: PreparedSplit, variant: s
 
 
 @stage_main("train_augmented")
-def main(method: str, target: str) -> None:
+def main(argv: list[str]) -> None:
+    method, target = stage_args.arguments(argv, "METHOD TARGET")
+    stage_args.choice("method", method, ("augmented", "augmented_inversion"))
     params = load_params("train", "attributes", "gan", "latent_edit")
+    stage_args.target(target, params["attributes"].targets)
     distributed.relaunch_under_torchrun(params["train"].nproc_per_node)  # before any work, not just training
     protected = params["attributes"].protected[0]
     train, val = (PreparedSplit("data/prepared", s) for s in ("train", "val"))
     if method == "augmented":
         images, t, g = sampled_pairs(target, protected)
-    elif method == "augmented_inversion":
+    else:  # augmented_inversion
         p = params["latent_edit"]
         images, t, g = inverted_pairs(target, protected, train, p.variant, p.max_cos, params["gan"])
-    else:
-        raise DebiaslabError(f"unknown method {method!r} (valid: augmented, augmented_inversion)")
     data = ArrayDataset(np.concatenate([train.images, images]),
                         np.concatenate([train.label(target), t]),
                         np.concatenate([train.label(protected), g]))
@@ -85,6 +86,4 @@ def main(method: str, target: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: python stages/train_augmented.py METHOD TARGET")
-    main(*sys.argv[1:])
+    main(sys.argv[1:])

@@ -2,7 +2,7 @@
 
 import sys
 
-from debiaslab import distributed
+from debiaslab import distributed, stage_args
 from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.errors import stage_main
 from debiaslab.params import load_params
@@ -12,7 +12,9 @@ PREPARED = "data/prepared"
 
 
 @stage_main("train_baseline")
-def main(attribute: str) -> None:
+def main(argv: list[str]) -> None:
+    (attribute,) = stage_args.arguments(argv, "ATTRIBUTE")
+    stage_args.attribute("attribute", attribute)
     params = load_params("train")["train"]
     distributed.relaunch_under_torchrun(params.nproc_per_node)  # before any work, not just training
     train, val = (PreparedSplit(PREPARED, s) for s in ("train", "val"))
@@ -26,6 +28,4 @@ def main(attribute: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python stages/train_baseline.py ATTRIBUTE")
-    main(sys.argv[1])
+    main(sys.argv[1:])

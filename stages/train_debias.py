@@ -7,21 +7,29 @@ import sys
 
 import numpy as np
 
+from debiaslab import stage_args
 from debiaslab.bias_experiment import accuracy_by_alignment, group_balanced_accuracy, load_bias_splits
-from debiaslab.errors import DebiaslabError, stage_main
+from debiaslab.errors import stage_main
 from debiaslab.io import write_json
-from debiaslab.params import load_params, method_hparams
+from debiaslab.params import TrainParams, load_params, method_hparams
 from debiaslab.train import predict_scores, selection_score, train_and_save
+
+# The methods that train on a bias set's class-index targets (without protected labels)
+METHODS = ("erm", "gce", "lff", "lff_be", "disent", "disent_be")
 
 
 @stage_main("train_debias")
-def main(method_name: str, name: str, data_dir: str, train_group: str, select: str) -> None:
+def main(argv: list[str]) -> None:
+    method_name, name, data_dir, train_group, select = stage_args.arguments(
+        argv, "METHOD NAME DATA TRAIN_GROUP SELECT")
+    stage_args.choice("method", method_name, METHODS)
+    stage_args.plain_name("name", name)
+    stage_args.group("train group", train_group, TrainParams)
+    stage_args.choice("selection", select, ("accuracy", "balanced"))
     params = load_params(train_group, "hparams")
     splits = load_bias_splits(data_dir)
     train, valid = splits["train"], splits["valid"]
     scores = {"accuracy": selection_score, "balanced": group_balanced_accuracy(valid.aligned)}
-    if select not in scores:
-        raise DebiaslabError(f"selection {select!r}: expected accuracy or balanced")
     context = None
     if method_name.endswith("_be"):
         context = {"bias_selected": np.load(f"data/bias_ensemble/{name}/selected.npy")}
@@ -41,6 +49,4 @@ def main(method_name: str, name: str, data_dir: str, train_group: str, select: s
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
-        raise SystemExit("usage: python stages/train_debias.py METHOD NAME DATA TRAIN_GROUP SELECT")
-    main(*sys.argv[1:])
+    main(sys.argv[1:])

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from debiaslab import distributed
+from debiaslab import distributed, stage_args
 from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.errors import DebiaslabError, stage_main
 from debiaslab.fair_sampling import plot_trajectory
@@ -29,8 +29,11 @@ def generated_cells(target: str):
 
 
 @stage_main("train_fair")
-def main(method: str, target: str) -> None:
+def main(argv: list[str]) -> None:
+    method, target = stage_args.arguments(argv, "METHOD TARGET")
+    stage_args.choice("method", method, ("fairbatch", "drfairness"))
     params = load_params("train", "attributes", "hparams")
+    stage_args.target(target, params["attributes"].targets)
     distributed.relaunch_under_torchrun(params["train"].nproc_per_node)  # before any work, not just training
     protected = params["attributes"].protected[0]
     train, val = (PreparedSplit("data/prepared", s) for s in ("train", "val"))
@@ -43,10 +46,8 @@ def main(method: str, target: str) -> None:
                               for k in ("images", "y", "g")))
         context = {"generated": np.arange(len(data)) >= len(real), "val_real": real_val,
                    "val_generated": gen["val"]}
-    elif method == "fairbatch":
+    else:  # fairbatch: real data only
         data = real
-    else:
-        raise DebiaslabError(f"unknown method {method!r} (valid: fairbatch, drfairness)")
     fitted, result = train_and_save(method, 1, data, real_val, params["train"],
                                     hparams=method_hparams(params["hparams"], method), context=context,
                                     model_path=f"models/{method}/{target}/model.pt",
@@ -63,6 +64,4 @@ def main(method: str, target: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: python stages/train_fair.py METHOD TARGET")
-    main(*sys.argv[1:])
+    main(sys.argv[1:])

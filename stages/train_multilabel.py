@@ -6,17 +6,19 @@ removal of the first protected attribute, hyperparameters in `hparams.adversaria
 
 import sys
 
-from debiaslab import distributed
+from debiaslab import distributed, stage_args
 from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.errors import stage_main
-from debiaslab.params import load_params, method_hparams
+from debiaslab.params import MULTILABEL_METHODS, load_params, method_hparams
 from debiaslab.train import train_and_save
 
 PREPARED = "data/prepared"
 
 
 @stage_main("train_multilabel")
-def main(method_name: str) -> None:
+def main(argv: list[str]) -> None:
+    (method_name,) = stage_args.arguments(argv, "METHOD")
+    stage_args.choice("method", method_name, MULTILABEL_METHODS)
     params = load_params("train", "attributes", "hparams")
     distributed.relaunch_under_torchrun(params["train"].nproc_per_node)  # before any work, not just training
     protected = params["attributes"].protected
@@ -35,6 +37,4 @@ def main(method_name: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python stages/train_multilabel.py METHOD")
-    main(sys.argv[1])
+    main(sys.argv[1:])

@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from debiaslab import params
 from debiaslab.data import ArrayDataset, group_balanced_order
 from debiaslab.device import seed_everything
 from debiaslab.errors import DebiaslabError
-from debiaslab.methods import gradient_reversal, per_sample_loss
-from debiaslab.params import TrainParams
+from debiaslab.fair_sampling import FAIRNESS
+from debiaslab.methods import METHODS, gradient_reversal, per_sample_loss
+from debiaslab.params import METHOD_HPARAMS, TrainParams
 from debiaslab.train import fit, load_checkpoint, make_method, predict_scores, save_checkpoint
 
 CPU = torch.device("cpu")
@@ -97,3 +99,13 @@ def test_adversarial_needs_protected_labels_and_known_hparams():
         method.epoch_order(ArrayDataset(images, y), torch.Generator())
     with pytest.raises(DebiaslabError, match="unknown hyperparameter 'lamda'"):
         make_method("adversarial", 3, PARAMS, CPU, {"lamda": 1.0})
+
+
+def test_every_method_takes_its_defaults_from_params():
+    """One list of hyperparameters: params.METHOD_HPARAMS, which checks params.yaml without torch."""
+    assert set(METHODS) == set(METHOD_HPARAMS)
+    for name, cls in METHODS.items():
+        assert cls.defaults is METHOD_HPARAMS[name], name
+    assert FAIRNESS is params.FAIRNESS
+    method = make_method("fairbatch", 1, PARAMS, CPU)
+    assert method.hparams == {"fairness": "eo", "alpha": 0.005, "val_batch": 16}

@@ -8,7 +8,10 @@ import pytest
 import yaml
 from conftest import REPO
 
+from debiaslab import stage_args
 from debiaslab.celeba import read_celeba
+from debiaslab.errors import DebiaslabError
+from debiaslab.params import TrainParams
 from debiaslab.prepare import prepare
 
 
@@ -70,3 +73,43 @@ def test_train_then_evaluate_writes_metrics(workdir):
     assert eg["DEO"]["lo"] <= eg["DEO"]["median"] <= eg["DEO"]["hi"]
     assert (workdir / "reports/evaluate/baseline/Smiling_scores.png").stat().st_size > 1000
     shutil.rmtree(workdir / "metrics")
+
+
+@pytest.mark.parametrize(("script", "args", "message"), [
+    ("pack_digits.py", ["abc"], "error: pack_digits: severity 'abc': expected a number "
+                                "(one of colored_digits.severities: 0.5, 1.0, 2.0, 5.0)"),
+    ("pack_digits.py", ["3"], "severity '3': expected one of colored_digits.severities: 0.5, 1.0"),
+    ("evaluate.py", ["baseline"],
+     "error: evaluate: expected 2 arguments (METHOD TARGET), got 1 ('baseline')"),
+    ("train_fair.py", ["fairbatch", "Smilng"],
+     "error: train_fair: target 'Smilng': expected one of attributes.targets: Smiling"),
+    ("train_debias.py", ["lf", "1.0", "data/digits/1.0", "debias_train", "accuracy"],
+     "error: train_debias: method 'lf': expected one of erm, gce, lff, lff_be, disent, disent_be"),
+    ("bias_ensemble.py", ["1.0", "data/digits/1.0", "debias_train", "train"],
+     "error: bias_ensemble: ensemble group 'train': expected one of bias_ensemble, faces_bias_ensemble"),
+    ("train_baseline.py", ["Smilng"],
+     "error: train_baseline: attribute 'Smilng': unknown attribute (valid: "),
+])
+def test_bad_stage_argument_is_one_line(tmp_path, script, args, message):
+    assert_one_line_error(run_stage(tmp_path, script, *args), message)
+
+
+def test_bad_float_and_hparams_group_are_one_line(tmp_path):
+    proc = run_stage(tmp_path, "train_baseline.py", "Smiling", params={"train": {"lr": float("nan")}})
+    assert_one_line_error(proc, "params.yaml: train.lr: expected a finite number, got nan")
+    proc = run_stage(tmp_path, "train_multilabel.py", "erm", params={"hparams": {"lfff": {"q": 0.5}}})
+    assert_one_line_error(proc, "params.yaml: hparams.lfff: unknown method (expected one of: erm, ")
+
+
+def test_stage_argument_helpers():
+    assert stage_args.arguments(["a", "b"], "METHOD TARGET") == ["a", "b"]
+    with pytest.raises(DebiaslabError, match=r"^expected 1 argument \(TARGET\), got none$"):
+        stage_args.arguments([], "TARGET")
+    assert stage_args.severity("1.0", [0.5, 1.0]) == "1.0"  # as written: it names the output folder
+    for bad in ("nan", "inf", "2"):
+        with pytest.raises(DebiaslabError, match=f"severity '{bad}': expected one of colored_digits"):
+            stage_args.severity(bad, [0.5, 1.0])
+    assert stage_args.group("train group", "faces_debias_train", TrainParams) == "faces_debias_train"
+    for bad in ("..", "../x", "a/b", "", "-x"):
+        with pytest.raises(DebiaslabError, match="expected a plain name"):
+            stage_args.plain_name("name", bad)

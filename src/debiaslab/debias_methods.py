@@ -64,7 +64,6 @@ def relative_difficulty(ema_b: SampleEMA, ema_d: SampleEMA, index: torch.Tensor)
 class _BiasedAuxiliary(Method):
     """Shared parts of LfF and DisEnt: two EMAs and the biased branch's loss, GCE or BE-selected CE."""
 
-    defaults = {"q": 0.7, "ema_alpha": 0.7}
     uses_bias_ensemble = False
     supports_distributed = False  # the per-sample loss EMAs would diverge between processes
     resumable = False  # ... and are not part of the resume state
@@ -105,8 +104,6 @@ class _BiasedAuxiliary(Method):
 @register_method("gce")
 class GCE(Method):
     """A deliberately biased model: generalised cross-entropy (BiasEnsemble's members)."""
-
-    defaults = {"q": 0.7}
 
     def update(self, batch: Batch) -> dict[str, float]:
         loss = gce_loss(self.predict(batch.x), batch.y.long(), self.hparams["q"]).mean()
@@ -170,9 +167,6 @@ class DisEnt(_BiasedAuxiliary):
     (``swap_after`` of all steps) z_b is permuted within the batch, making new feature
     combinations whose target label stays and whose bias label follows the permutation.
     """
-
-    defaults = {"q": 0.7, "ema_alpha": 0.7, "lambda_dis_align": 10.0, "lambda_swap_align": 10.0,
-                "lambda_swap": 1.0, "swap_after": 0.2}
 
     def __init__(self, factory, params, device, hparams=None, context=None):
         super().__init__(factory, params, device, hparams, context)

@@ -28,8 +28,8 @@ from torch import nn
 from .data import ArrayDataset, Batch
 from .errors import DebiaslabError
 from .methods import Method, per_sample_loss, register_method
+from .params import FAIRNESS  # equalised odds, equal opportunity, demographic parity
 
-FAIRNESS = ("eo", "eqopp", "dp")  # equalised odds, equal opportunity, demographic parity
 CELLS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (y, g), in the row-major order of a (2, 2) array
 SOURCES = ("real", "generated")
 
@@ -316,8 +316,6 @@ class FairBatch(_FairSampler):
     :class:`_FairSampler` and :class:`ComposedOrder`.
     """
 
-    defaults = {"fairness": "eo", "alpha": 0.005, "val_batch": 16}
-
     def init_sampler(self, group_share: np.ndarray) -> None:
         self.lam, self.mu = group_share.copy(), np.ones((2, 2))
         self.probes = self.probe_cursors(self.sources["real"])
@@ -358,7 +356,6 @@ class DrFairness(_FairSampler):
     :class:`ComposedOrder`.
     """
 
-    defaults = {"fairness": "eo", "k": 20.0, "lr": 0.005, "val_batch": 16}
     uses_generated = True
     context_keys = ("generated", "val_real", "val_generated")
 

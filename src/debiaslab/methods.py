@@ -3,7 +3,9 @@
 Adding a method is one class registered by name; the training loop in :mod:`debiaslab.train`
 never changes. A method owns its model(s) and optimiser(s), may choose the order in which an
 epoch visits the training set (``epoch_order``), and returns scalar logs from ``update``.
-Method-specific hyperparameters arrive as the dict ``hparams`` (a params.yaml group).
+Method-specific hyperparameters arrive as the dict ``hparams`` (a params.yaml group); their names
+and defaults are declared in :data:`debiaslab.params.METHOD_HPARAMS`, torch-free, so params.yaml
+is checked against them before any stage imports a method.
 """
 
 from __future__ import annotations
@@ -20,14 +22,21 @@ from .data import ArrayDataset, Batch, group_balanced_order, shuffled_order
 from .device import autocast
 from .errors import DebiaslabError
 from .models import embed_width
+from .params import METHOD_HPARAMS
 
 METHODS: dict[str, type[Method]] = {}
 
 
 def register_method(name: str):
+    """Register ``cls`` under ``name``; its ``defaults`` are ``METHOD_HPARAMS[name]`` (one list for
+    the methods and for the check of params.yaml)."""
+
     def add(cls):
+        if name not in METHOD_HPARAMS:
+            raise KeyError(f"method {name!r}: declare its hyperparameters in params.METHOD_HPARAMS")
         METHODS[name] = cls
         cls.name = name
+        cls.defaults = METHOD_HPARAMS[name]
         return cls
 
     return add
@@ -51,7 +60,7 @@ class Method:
     """Base class: Adam on one model, bf16 autocast for the forward pass where enabled."""
 
     name = "base"
-    defaults: dict = {}
+    defaults: dict = {}  # set by register_method from params.METHOD_HPARAMS
     # False for methods whose per-sample state (indexed by batch.index) each process would keep
     # for its own part of the batches only; the trainer then refuses train.nproc_per_node > 1.
     supports_distributed = True
@@ -150,8 +159,6 @@ class AdversarialRemoval(Method):
     adversary to find the attribute and the encoder to hide it. Batches are balanced by group, so
     the adversary cannot win by predicting the majority group.
     """
-
-    defaults = {"grl_weight": 1.0, "hidden": 128}
 
     def __init__(self, factory, params, device, hparams=None, context=None):
         super().__init__(factory, params, device, hparams, context)

@@ -1,13 +1,19 @@
 """``params.yaml``, grouped per stage, validated on load.
 
 Each group is a frozen dataclass; :func:`load_params` reads only the groups a stage asks for and
-checks every key and type, so a typo fails at once with a one-line message such as
+checks every key, type and range, so a typo fails at once with a one-line message such as
 ``params.yaml: train.epoch: unknown key (expected one of: arch, batch_size, ...)``.
+
+Numbers must be finite; counts that size an allocation have generous upper limits (a typo with
+extra zeros fails here, not as a MemoryError an hour later). The ``hparams`` group is checked
+against :data:`METHOD_HPARAMS`, the methods' own defaults. Imports no torch or NumPy: the
+``check_params`` guard validates params.yaml with this module before every stage.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -27,6 +33,91 @@ CELEBA_ATTRIBUTES = (
     "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
 ).split()
 
+# Upper limits, generous for real use, that stop a mistyped value before it sizes an allocation.
+MAX_SEED = 2**32 - 1  # NumPy's global seed and scikit-learn's random_state are 32-bit
+MAX_IMAGES = 10_000_000  # images rendered, generated or drawn (CelebA has 202,599)
+MAX_BOOT = 10_000  # bootstrap resamples: an (n_boot, n_test) float64 matrix, 1.6 GB at 20,000
+MAX_BINS = 1_000  # KL histogram bins: an (n_test, bins) one-hot matrix
+MAX_WIDTH = 1_024  # channels of a network's narrowest block (the GAN's base has 8x as many)
+MAX_LATENT_DIM = 4_096  # the hub PGAN's latents have 512
+MAX_WORKERS = 1_024  # processes of a process pool, or of torchrun on one node
+
+# Each training method's hyperparameters and their defaults: the one list that the methods'
+# classes take their ``defaults`` from (see methods.register_method) and that the `hparams` group
+# of params.yaml is checked against at load time, without importing the methods (and torch).
+# BiasEnsemble variants (``*_be``) share their base method's.
+_LFF_HPARAMS = {"q": 0.7, "ema_alpha": 0.7}
+_DISENT_HPARAMS = {"q": 0.7, "ema_alpha": 0.7, "lambda_dis_align": 10.0, "lambda_swap_align": 10.0,
+                   "lambda_swap": 1.0, "swap_after": 0.2}
+METHOD_HPARAMS: dict[str, dict[str, float | int | str]] = {
+    "erm": {},
+    "adversarial": {"grl_weight": 1.0, "hidden": 128},
+    "gce": {"q": 0.7},
+    "lff": _LFF_HPARAMS,
+    "lff_be": _LFF_HPARAMS,
+    "disent": _DISENT_HPARAMS,
+    "disent_be": _DISENT_HPARAMS,
+    "fairbatch": {"fairness": "eo", "alpha": 0.005, "val_batch": 16},
+    "drfairness": {"fairness": "eo", "k": 20.0, "lr": 0.005, "val_batch": 16},
+}
+MULTILABEL_METHODS = ("erm", "adversarial")  # the methods whose loss takes one 0/1 column per label
+FAIRNESS = ("eo", "eqopp", "dp")  # equalised odds, equal opportunity, demographic parity
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range a number must lie in; ``None`` is unbounded on that side."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False  # lo itself is excluded
+    hi_open: bool = False
+    integer: bool = False  # for the message only: the type is checked on load
+
+    def contains(self, value: float) -> bool:  # false for NaN
+        above = self.lo is None or (value > self.lo if self.lo_open else value >= self.lo)
+        return above and (self.hi is None or (value < self.hi if self.hi_open else value <= self.hi))
+
+    def describe(self) -> str:
+        if self.integer:
+            if self.hi is None:
+                return "a positive integer" if self.lo == 1 else f"an integer >= {self.lo}"
+            return f"an integer in {self.lo}..{self.hi}"
+        if self.hi is None:
+            return "a positive number" if self.lo == 0 and self.lo_open else \
+                f"a number {'>' if self.lo_open else '>='} {self.lo:g}"
+        return (f"a number in {'(' if self.lo_open else '['}{self.lo:g}, "
+                f"{self.hi:g}{')' if self.hi_open else ']'}")
+
+    def check(self, key: str, value: float) -> None:
+        if not self.contains(value):
+            raise ValueError(f"{key}: expected {self.describe()}, got {value!r}")
+
+
+def count(default: int, lo: int = 1, hi: int | None = None) -> Any:
+    """A dataclass field holding an integer in lo..hi (checked by :class:`Checked`)."""
+    return field(default=default, metadata={"bounds": Bounds(lo, hi, integer=True)})
+
+
+def number(default: float, lo: float | None = None, hi: float | None = None, *,
+           lo_open: bool = False, hi_open: bool = False) -> Any:
+    """A dataclass field holding a number in [lo, hi] (or open ends), checked by :class:`Checked`."""
+    return field(default=default, metadata={"bounds": Bounds(lo, hi, lo_open, hi_open)})
+
+
+def seed_field() -> Any:
+    return count(0, 0, MAX_SEED)
+
+
+class Checked:
+    """Base of the parameter groups: every field declared with :func:`count` or :func:`number` is
+    checked on construction, also when a group is built in code or from a checkpoint."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if "bounds" in f.metadata:
+                f.metadata["bounds"].check(f.name, getattr(self, f.name))
+
 
 @dataclass(frozen=True)
 class DataParams:
@@ -44,6 +135,7 @@ class AttributeParams:
             if not names:
                 raise ValueError(f"{key}: expected at least one attribute name")
             check_attribute_names(names, CELEBA_ATTRIBUTES, key)
+            check_unique(names, key)  # dvc.yaml makes one stage per name
         both = sorted(set(self.targets) & set(self.protected))
         if both:
             raise ValueError(f"{both[0]!r} is both a target and a protected attribute")
@@ -60,105 +152,106 @@ class Correlation:
 
 
 @dataclass(frozen=True)
-class SynthesizeParams:
-    n_images: int = 20000
+class SynthesizeParams(Checked):
+    n_images: int = count(20000, 3, MAX_IMAGES)
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train/val/test shares
-    seed: int = 0
-    base_rate: float = 0.5  # P(attribute=1) for every attribute not skewed by a correlation
+    seed: int = seed_field()
+    base_rate: float = number(0.5, 0, 1, lo_open=True, hi_open=True)  # P(attribute=1) if not skewed
     correlations: dict[str, Correlation] = field(default_factory=dict)  # target -> (protected, skew)
-    smile_depth: float = 2.5  # px (at 178x218) a smile bends the mouth: how salient Smiling is
-    mouth_jitter: float = 1.5  # label-free mouth bend, U(-j, j) px; overlap with smiles = ambiguity
-    noise_std: float = 8.0  # per-pixel Gaussian noise, in uint8 units
-    jpeg_quality: int = 90
-    workers: int = 2
+    smile_depth: float = number(2.5, 0)  # px (at 178x218) a smile bends the mouth: how salient Smiling is
+    mouth_jitter: float = number(1.5, 0)  # label-free mouth bend, U(-j, j) px; overlap = ambiguity
+    noise_std: float = number(8.0, 0)  # per-pixel Gaussian noise, in uint8 units
+    jpeg_quality: int = count(90, 1, 100)
+    workers: int = count(2, 1, MAX_WORKERS)
 
     def __post_init__(self) -> None:
-        if self.n_images < 3:
-            raise ValueError(f"n_images: expected at least 3, got {self.n_images}")
+        super().__post_init__()
         if len(self.split) != 3 or min(self.split) <= 0 or abs(sum(self.split) - 1) > 1e-6:
             raise ValueError(f"split: expected three positive shares summing to 1, got {self.split}")
-        if not 0.0 < self.base_rate < 1.0:
-            raise ValueError(f"base_rate: expected a probability in (0, 1), got {self.base_rate}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"jpeg_quality: expected 1..100, got {self.jpeg_quality}")
 
 
 @dataclass(frozen=True)
-class PrepareParams:
-    image_size: int = 32  # side of the packed square images (the crop is 128x128)
-    workers: int = 2
-
-    def __post_init__(self) -> None:
-        if not 8 <= self.image_size <= 128:
-            raise ValueError(f"image_size: expected 8..128, got {self.image_size}")
+class PrepareParams(Checked):
+    image_size: int = count(32, 8, 128)  # side of the packed square images (the crop is 128x128)
+    workers: int = count(2, 1, MAX_WORKERS)
 
 
 @dataclass(frozen=True)
-class TrainParams:
+class TrainParams(Checked):
     arch: str = "small_cnn"
-    width: int = 16  # channels of the first block (small_cnn only)
+    width: int = count(16, 1, MAX_WIDTH)  # channels of the first block (small_cnn only)
     weights: str | None = None  # local state-dict file for a ResNet backbone; never downloaded
-    epochs: int = 8
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    epochs: int = count(8)
+    batch_size: int = count(128)
+    lr: float = number(1e-3, 0, lo_open=True)
+    weight_decay: float = number(0.0, 0)
     hflip: bool = True
     precision: Literal["fp32", "bf16"] = "bf16"  # bf16 autocast (CPU with AVX512-BF16, or CUDA)
     channels_last: bool = True
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    seed: int = 0
-    nproc_per_node: int = 1  # > 1: data-parallel training under torchrun (one process per GPU)
-
-    def __post_init__(self) -> None:
-        for key in ("epochs", "batch_size", "width", "nproc_per_node"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key}: expected a positive integer, got {getattr(self, key)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr: expected a positive number, got {self.lr}")
+    seed: int = seed_field()
+    nproc_per_node: int = count(1, 1, MAX_WORKERS)  # > 1: data-parallel under torchrun (a process per GPU)
 
 
 @dataclass(frozen=True)
-class EvaluateParams:
-    n_boot: int = 500  # bootstrap resamples of the test set
-    seed: int = 0
-    kl_bins: int = 50
-
-    def __post_init__(self) -> None:
-        if self.n_boot < 1 or self.kl_bins < 2:
-            raise ValueError("n_boot must be >= 1 and kl_bins >= 2")
+class EvaluateParams(Checked):
+    n_boot: int = count(500, 1, MAX_BOOT)  # bootstrap resamples of the test set
+    seed: int = seed_field()
+    kl_bins: int = count(50, 2, MAX_BINS)
 
 
 @dataclass(frozen=True)
 class MultilabelParams:
     methods: list[str] = field(default_factory=lambda: ["erm", "adversarial"])  # one model each
 
+    def __post_init__(self) -> None:
+        for name in self.methods:
+            if name not in MULTILABEL_METHODS:
+                raise ValueError(f"methods: {name!r} cannot train a multi-label classifier "
+                                 f"(expected one of: {', '.join(MULTILABEL_METHODS)})")
+        check_unique(self.methods, "methods")
+
 
 @dataclass(frozen=True)
-class ColoredDigitsParams:
+class ColoredDigitsParams(Checked):
     severities: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 5.0])  # % conflicting
-    n_train: int = 30000
-    n_valid: int = 2000
-    n_test: int = 10000
-    seed: int = 0
-    workers: int = 2
-
-
-@dataclass(frozen=True)
-class BiasEnsembleParams:
-    """Lee et al. 2023: M GCE models, each votes aligned where p(true class) > tau."""
-
-    n_models: int = 5
-    epochs: int = 8  # about the original 1,000 iterations at 30,000 samples, batch 256
-    tau: float = 0.99
-    min_votes: int = 3
-    q: float = 0.7
-    seed: int = 0
+    # at least one image per digit class in every split
+    n_train: int = count(30000, 10, MAX_IMAGES)
+    n_valid: int = count(2000, 10, MAX_IMAGES)
+    n_test: int = count(10000, 10, MAX_IMAGES)
+    seed: int = seed_field()
+    workers: int = count(2, 1, MAX_WORKERS)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.severities:
+            raise ValueError("severities: expected at least one percentage, e.g. [0.5, 1.0, 2.0, 5.0]")
+        for i, s in enumerate(self.severities):
+            if not 0 < s < 100:
+                raise ValueError(f"severities[{i}]: expected a percentage in (0, 100), got {s!r}")
+        # each severity is a folder named by its value (1 and 1.0 are both 1pct)
+        check_unique([f"{s:g}" for s in self.severities], "severities")
+
+
+@dataclass(frozen=True)
+class BiasEnsembleParams(Checked):
+    """Lee et al. 2023: M GCE models, each votes aligned where p(true class) > tau."""
+
+    n_models: int = count(5)
+    epochs: int = count(8)  # about the original 1,000 iterations at 30,000 samples, batch 256
+    tau: float = number(0.99, 0, 1, lo_open=True, hi_open=True)
+    min_votes: int = 3
+    q: float = number(0.7, 0, 1, lo_open=True)
+    seed: int = seed_field()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if not 1 <= self.min_votes <= self.n_models:
             raise ValueError(f"min_votes: expected 1..n_models ({self.n_models}), got {self.min_votes}")
-        if not 0 < self.tau < 1:
-            raise ValueError(f"tau: expected a probability in (0, 1), got {self.tau}")
+        top = (MAX_SEED - self.n_models + 1) // 1000  # member m is seeded with seed * 1000 + m
+        if self.seed > top:
+            raise ValueError(f"seed: expected an integer in 0..{top} (member m of the ensemble is "
+                             f"seeded with seed * 1000 + m), got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -170,6 +263,8 @@ class FacesBiasParams:
 
     def __post_init__(self) -> None:
         check_attribute_names([self.target, self.bias], CELEBA_ATTRIBUTES, "target/bias")
+        if self.target == self.bias:
+            raise ValueError(f"bias: {self.bias!r} is also the target; expected another attribute")
 
 
 def method_hparams(hparams: dict[str, dict], method: str) -> dict | None:
@@ -178,120 +273,164 @@ def method_hparams(hparams: dict[str, dict], method: str) -> dict | None:
 
 
 @dataclass(frozen=True)
-class LeakageParams:
+class LeakageParams(Checked):
     """The attacker of Wang et al. 2019. Reference: 100 epochs, lr 5e-5, batch 128, 5 rounds;
     the defaults here reach the same sanity values (0.50 on independent labels, 1.0 on a copy of
     the attribute) in a fraction of the time."""
 
-    rounds: int = 3
+    rounds: int = count(3)
     p_grid: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2, 0.3, 0.5])
-    epochs: int = 30
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    max_rows: int = 8000  # attacker rows per split at most (balanced subsamples of these)
-    seed: int = 0
+    epochs: int = count(30)
+    batch_size: int = count(256)
+    lr: float = number(1e-3, 0, lo_open=True)
+    weight_decay: float = number(1e-5, 0)
+    max_rows: int = count(8000, 20)  # attacker rows per split at most (balanced subsamples of these)
+    seed: int = seed_field()
 
     def __post_init__(self) -> None:
-        if self.rounds < 1 or self.epochs < 1 or self.max_rows < 20:
-            raise ValueError("rounds and epochs must be >= 1, max_rows >= 20")
+        super().__post_init__()
         if not self.p_grid or any(not 0 <= p <= 0.5 for p in self.p_grid):
             raise ValueError(f"p_grid: expected flip probabilities in [0, 0.5], got {self.p_grid}")
 
 
 @dataclass(frozen=True)
-class GanParams:
+class GanParams(Checked):
     """The generator of the latent-space method: a DCGAN trained here, a saved one, or the hub PGAN."""
 
     source: Literal["train", "checkpoint", "hub"] = "train"
     checkpoint: str | None = None  # source=checkpoint: a generator.pt written by train_gan
-    latent_dim: int = 64
-    g_width: int = 16  # generator channels at the last level; 8x at the 4x4 base
-    d_width: int = 16
-    epochs: int = 12
-    batch_size: int = 64
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    ema_decay: float = 0.999  # averaged generator: smoother samples and latent space
+    latent_dim: int = count(64, 1, MAX_LATENT_DIM)
+    g_width: int = count(16, 1, MAX_WIDTH)  # generator channels at the last level; 8x at the 4x4 base
+    d_width: int = count(16, 1, MAX_WIDTH)
+    epochs: int = count(12)
+    batch_size: int = count(64)
+    lr_g: float = number(2e-4, 0, lo_open=True)
+    lr_d: float = number(2e-4, 0, lo_open=True)
+    ema_decay: float = number(0.999, 0, 1, hi_open=True)  # averaged generator: smoother samples and latents
     hflip: bool = True
     precision: Literal["fp32", "bf16"] = "bf16"
     device: str = "auto"
-    sample_every: int = 4  # epochs between sample grids in reports/gan/
-    seed: int = 0
+    sample_every: int = count(4)  # epochs between sample grids in reports/gan/
+    seed: int = seed_field()
 
     def __post_init__(self) -> None:
-        for key in ("latent_dim", "g_width", "d_width", "epochs", "batch_size", "sample_every"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key}: expected a positive integer, got {getattr(self, key)}")
+        super().__post_init__()
         if self.source == "checkpoint" and not self.checkpoint:
             raise ValueError("checkpoint: gan.source=checkpoint needs a file path here")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay: expected a value in [0, 1), got {self.ema_decay}")
 
 
 @dataclass(frozen=True)
-class LatentsParams:
+class LatentsParams(Checked):
     """Generated images G(z): the first ``latent_edit.n_fit`` fit the SVMs, the rest get z'."""
 
-    n: int = 20000
-    seed: int = 0
-    batch_size: int = 512
-
-    def __post_init__(self) -> None:
-        if self.n < 20 or self.batch_size < 1:
-            raise ValueError(f"n: expected at least 20 latents, got {self.n}")
+    n: int = count(20000, 20, MAX_IMAGES)
+    seed: int = seed_field()
+    batch_size: int = count(512)
 
 
 @dataclass(frozen=True)
-class LatentEditParams:
+class LatentEditParams(Checked):
     variant: Literal["standard", "domain_dependent", "multi", "reflect", "project"] = "standard"
-    n_fit: int = 10000  # latents the SVMs see (the paper: 10,000 of 175,000)
-    C: float = 1.0
-    holdout: float = 0.2  # share of the n_fit latents that measures the SVMs' accuracy
-    max_cos: float = 0.95  # refuse edits when |cos(w_t, w_g)| is above this
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.n_fit < 10 or not 0 < self.holdout < 1 or not 0 < self.max_cos < 1 or self.C <= 0:
-            raise ValueError("n_fit >= 10, 0 < holdout < 1, 0 < max_cos < 1 and C > 0 expected")
+    n_fit: int = count(10000, 10)  # latents the SVMs see (the paper: 10,000 of 175,000); < latents.n
+    C: float = number(1.0, 0, lo_open=True)
+    holdout: float = number(0.2, 0, 1, lo_open=True, hi_open=True)  # share of n_fit measuring accuracy
+    max_cos: float = number(0.95, 0, 1, lo_open=True, hi_open=True)  # refuse edits above |cos(w_t, w_g)|
+    seed: int = seed_field()
 
 
 @dataclass(frozen=True)
-class OracleParams:
+class OracleParams(Checked):
     """Unbiased judge for SynthFaces (set enabled: false for real CelebA: there is no oracle)."""
 
     enabled: bool = True
-    n_images: int = 8000
-    epochs: int = 6
-    seed: int = 0
+    n_images: int = count(8000, 20, MAX_IMAGES)
+    epochs: int = count(6)
+    seed: int = seed_field()
 
 
 @dataclass(frozen=True)
-class InversionParams:
+class InversionParams(Checked):
     """GAN inversion by optimisation: real training images -> latents -> z' -> pairs."""
 
-    n_images: int = 2000
-    steps: int = 150
-    lr: float = 0.05
-    prior_weight: float = 0.05
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.n_images < 1 or self.steps < 1 or self.lr <= 0 or self.prior_weight < 0:
-            raise ValueError("n_images, steps >= 1, lr > 0 and prior_weight >= 0 expected")
+    n_images: int = count(2000, 1, MAX_IMAGES)
+    steps: int = count(150)
+    lr: float = number(0.05, 0, lo_open=True)
+    prior_weight: float = number(0.05, 0)
+    seed: int = seed_field()
 
 
 @dataclass(frozen=True)
-class FairCellsParams:
+class FairCellsParams(Checked):
     """Generated images per (target, protected) cell for Dr-Fairness."""
 
-    per_cell: int = 2000
-    val_per_cell: int = 200  # held out for the sampler's probe batches
-    seed: int = 0
+    per_cell: int = count(2000, 1, MAX_IMAGES)
+    val_per_cell: int = count(200, 1, MAX_IMAGES)  # held out for the sampler's probe batches
+    seed: int = seed_field()
 
-    def __post_init__(self) -> None:
-        if self.per_cell < 1 or self.val_per_cell < 1:
-            raise ValueError("per_cell and val_per_cell: expected positive integers")
+
+# What each hyperparameter of METHOD_HPARAMS accepts beyond its default's type (a name means the
+# same in every method that has it). Integers stay below sizes that would exhaust memory.
+HPARAM_BOUNDS = {
+    "q": Bounds(0, 1, lo_open=True),  # GCE's exponent; q -> 0 is plain cross-entropy
+    "ema_alpha": Bounds(0, 1),
+    "grl_weight": Bounds(0),  # a negative weight would help the adversary instead
+    "hidden": Bounds(1, 65_536, integer=True),
+    "lambda_dis_align": Bounds(0),
+    "lambda_swap_align": Bounds(0),
+    "lambda_swap": Bounds(0),
+    "swap_after": Bounds(0, 1),  # a share of all steps
+    "alpha": Bounds(0, 1),  # FairBatch's step on λ, a probability
+    "val_batch": Bounds(1, 65_536, integer=True),
+    "k": Bounds(0),
+    "lr": Bounds(0, lo_open=True),
+}
+HPARAM_CHOICES = {"fairness": FAIRNESS}
+
+
+def parse_hparams(raw: Any, where: str = "hparams") -> dict[str, dict[str, float | str]]:
+    """The ``hparams`` group: {method: {key: value}}, every method and key known
+    (:data:`METHOD_HPARAMS`) and every value of its default's type, in range.
+
+    Numbers come back as floats, integers included, as they always have: checkpoints store these
+    values, and ``128.0`` instead of ``128`` would make every saved model a different file.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise DebiaslabError(f"{where}: expected a mapping of methods, got {raw!r}")
+    out = {}
+    for method, values in raw.items():
+        if method not in METHOD_HPARAMS:
+            raise DebiaslabError(f"{where}.{method}: unknown method "
+                                 f"(expected one of: {', '.join(METHOD_HPARAMS)})")
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise DebiaslabError(f"{where}.{method}: expected a mapping of hyperparameters, got {values!r}")
+        out[method] = {key: _hparam(method, key, value, f"{where}.{method}") for key, value in values.items()}
+    return out
+
+
+def _hparam(method: str, key: Any, value: Any, where: str) -> float | str:
+    defaults = METHOD_HPARAMS[method]
+    if key not in defaults:
+        known = f"expected one of: {', '.join(defaults)}" if defaults else f"{method} has no hyperparameters"
+        raise DebiaslabError(f"{where}.{key}: unknown key ({known})")
+    default = defaults[key]
+    if isinstance(default, str):
+        choices = HPARAM_CHOICES[key]
+        if value not in choices:
+            raise DebiaslabError(f"{where}.{key}: expected one of {', '.join(map(repr, choices))}, "
+                                 f"got {value!r}")
+        return value
+    if isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
+        raise DebiaslabError(f"{where}.{key}: expected an integer, got {value!r}")
+    number = _convert(value, float, f"{where}.{key}")
+    try:
+        HPARAM_BOUNDS[key].check(key, value if isinstance(default, int) else number)
+    except ValueError as err:
+        raise DebiaslabError(f"{where}.{err}") from None
+    return number
 
 
 GROUPS: dict[str, Any] = {
@@ -302,7 +441,7 @@ GROUPS: dict[str, Any] = {
     "train": TrainParams,
     "evaluate": EvaluateParams,
     "multilabel": MultilabelParams,
-    "hparams": dict[str, dict[str, float | str]],  # per-method hyperparameters, checked by each method
+    "hparams": parse_hparams,  # per-method hyperparameters
     "leakage": LeakageParams,
     "colored_digits": ColoredDigitsParams,
     "bias_ensemble": BiasEnsembleParams,
@@ -325,6 +464,12 @@ def check_attribute_names(names: list[str], valid: typing.Sequence[str], key: st
     for name in names:
         if name not in valid:
             raise ValueError(f"{key}: unknown attribute {name!r} (valid: {', '.join(valid)})")
+
+
+def check_unique(names: list, key: str) -> None:
+    repeated = sorted({str(n) for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{key}: {repeated[0]} is listed twice; expected each once")
 
 
 def _describe(tp: Any) -> str:
@@ -373,16 +518,27 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if value is not None:
             raise wrong
         return None
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-        try:
-            return float(value)
-        except ValueError:
-            raise wrong from None
+    if tp is float:
+        return _finite(value, wrong, where)
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         raise wrong
     return value
+
+
+def _finite(value: Any, wrong: DebiaslabError, where: str) -> float:
+    """A number as a float: ints too, and strings, as YAML 1.1 reads "1e-3" as one; NaN and
+    infinities are refused (a NaN compares false with every bound, so no range check sees it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise wrong
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise DebiaslabError(f"{where}: expected a finite number, got {value!r}") from None
+    except ValueError:
+        raise wrong from None
+    if not math.isfinite(number):
+        raise DebiaslabError(f"{where}: expected a finite number, got {value!r}")
+    return number
 
 
 def parse_group(cls: type[T], raw: Any, where: str) -> T:
@@ -405,22 +561,65 @@ def parse_group(cls: type[T], raw: Any, where: str) -> T:
 
 
 def read_params_file(path: str | Path = "params.yaml") -> dict:
+    """The mapping in a params file (params.yaml, a profile), each problem in one line with
+    its line number where YAML gives one; a key given twice in a mapping is refused."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DebiaslabError(f"{path}: file not found") from None
+    except OSError as err:
+        raise DebiaslabError(f"{path}: cannot read ({err.strerror or err})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise DebiaslabError(f"{path} line {line}: not UTF-8 text (byte 0x{data[err.start]:02x}); "
+                             "save the file as UTF-8") from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path} line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        raise DebiaslabError(f"{where}: not valid YAML: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
         raise DebiaslabError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if raw is None:
+        raise DebiaslabError(f"{path}: no parameters (the file is empty or only comments); expected "
+                             "a mapping of parameter groups such as 'train:'")
     if not isinstance(raw, dict):
-        raise DebiaslabError(f"{path}: expected a mapping of parameter groups")
+        raise DebiaslabError(f"{path}: expected a mapping of parameter groups such as 'train:', "
+                             f"got {_kind(raw)}")
     return raw
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number",
+            bool: "true or false"}.get(type(value), type(value).__name__)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping: PyYAML would keep the
+    last silently, so a second `train:` group would replace the first without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key_node.value!r} (first on line {seen[key] + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
 
 
 def load_params(*groups: str, path: str | Path = "params.yaml") -> dict[str, Any]:
     """Read and validate the named groups of ``path``; unknown top-level groups are errors too."""
     raw = read_params_file(path)
-    for name in raw:
+    for name in [*raw, *groups]:
         if name not in GROUPS:
             raise DebiaslabError(
                 f"{path}: {name}: unknown parameter group (expected one of: {', '.join(GROUPS)})")
@@ -429,7 +628,7 @@ def load_params(*groups: str, path: str | Path = "params.yaml") -> dict[str, Any
         try:
             schema = GROUPS[name]
             out[name] = (parse_group(schema, raw.get(name), name) if dataclasses.is_dataclass(schema)
-                         else _convert(raw.get(name) or {}, schema, name))
+                         else schema(raw.get(name), name))
         except DebiaslabError as err:
             raise DebiaslabError(f"{path}: {err}") from None
     return out
