@@ -15,6 +15,7 @@ import torch
 import torchvision
 from torch import nn
 
+from .checkpoints import first_line, load_weights_file, state_dict_problem
 from .errors import DebiaslabError
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
@@ -105,15 +106,18 @@ def _resnet(factory, num_outputs: int, params) -> nn.Module:
         if not path.is_file():
             raise DebiaslabError(f"train.weights: {path}: file not found (a local state dict; "
                                  "weights are never downloaded)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input error
-            raise DebiaslabError(f"train.weights: {path}: not a readable state dict ({err})") from None
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if unexpected or any(not k.startswith("fc.") for k in missing):
-            raise DebiaslabError(f"train.weights: {path}: does not match {params.arch} "
-                                 f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        label = f"train.weights: {path}"
+        state = load_weights_file(path, "cpu", what="state dict", label=label)
+        # the classifier's own head replaces fc, so the donor's fc (1000 ImageNet classes) is left out
+        problem = state_dict_problem(net, state, ignore=("fc.",))
+        if problem is None:
+            try:
+                net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")},
+                                    strict=False)
+            except RuntimeError as err:  # shapes and keys fit; e.g. a dtype that cannot be copied
+                problem = first_line(err)
+        if problem is not None:
+            raise DebiaslabError(f"{label}: does not match {params.arch} ({problem})")
     return ResNetClassifier(net, num_outputs)
 
 

@@ -92,18 +92,17 @@ def save_disabled(path: str, live_dir: str) -> None:
 
 def load_oracle(path: str, device):
     """The oracle method, or None when the oracle stage ran with oracle.enabled = false."""
-    import torch
+    from pathlib import Path
 
-    from .train import load_checkpoint
+    from .checkpoints import load_weights_file
+    from .train import method_from_checkpoint
 
-    try:
-        if torch.load(path, map_location="cpu", weights_only=True).get("enabled") is False:
-            return None
-    except FileNotFoundError:
-        raise DebiaslabError(f"{path}: not found (run the oracle stage)") from None
-    except Exception as err:  # noqa: BLE001 - an unreadable file is an input error
-        raise DebiaslabError(f"{path}: not a readable oracle checkpoint ({err})") from None
-    return load_checkpoint(path, device)
+    if not Path(path).is_file():
+        raise DebiaslabError(f"{path}: not found (run the oracle stage)")
+    ckpt = load_weights_file(path, device, what="oracle checkpoint")
+    if isinstance(ckpt, dict) and ckpt.get("enabled") is False:
+        return None
+    return method_from_checkpoint(ckpt, path, device)
 
 
 def oracle_labels(oracle, images: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
