@@ -110,3 +110,40 @@ def test_inversion_reduces_reconstruction_error():
 def test_image_grid_layout():
     grid = image_grid(np.zeros((5, 4, 4, 3), np.uint8), columns=3)
     assert grid.shape == (2 * 5 + 1, 3 * 5 + 1, 3)
+
+
+def test_diverging_gan_stops_with_one_line():
+    images = np.random.default_rng(0).integers(0, 256, (64, 8, 8, 3), dtype=np.uint8)
+    with pytest.raises(DebiaslabError) as err:
+        train_gan(images, params(lr_d=float("inf")), device=torch.device("cpu"),
+                  generator=torch.Generator().manual_seed(0), progress=False)
+    assert str(err.value).startswith("gan training diverged: d_loss is nan in epoch 1 (lower the "
+                                     "learning rates, gan.lr_g = 0.0002, gan.lr_d = inf)")
+
+
+def test_wrong_checkpoints_are_one_line(tmp_path):
+    cpu = torch.device("cpu")
+    save_torch(tmp_path / "model.pt", {"state_dict": {}, "method": "erm", "train": {}, "meta": {}})
+    with pytest.raises(DebiaslabError) as err:
+        load_generator(tmp_path / "model.pt", cpu)
+    assert str(err.value) == (f"{tmp_path / 'model.pt'}: not a GAN checkpoint of this project (missing "
+                              "keys: config; it looks like a classifier checkpoint)")
+    save_torch(tmp_path / "list.pt", [1, 2])
+    with pytest.raises(DebiaslabError, match=r"list\.pt: not a GAN checkpoint of this project \(it holds "
+                                             r"a list, not a dict\)$"):
+        load_generator(tmp_path / "list.pt", cpu)
+    G = Generator(8, 4, 8)
+    wide = {"source": "train", "config": {**generator_config(G), "width": 8}, "state_dict": G.state_dict()}
+    save_torch(tmp_path / "wide.pt", wide)
+    with pytest.raises(DebiaslabError) as err:
+        load_generator(tmp_path / "wide.pt", cpu)
+    assert str(err.value) == (f"{tmp_path / 'wide.pt'}: weights do not fit the model (first mismatch: "
+                              "base.0.weight has shape [512,8], the model expects [1024,8])")
+    for config in ({"latent_dim": "8", "width": 4, "image_size": 8}, {"latent_dim": 8, "size": 8}):
+        save_torch(tmp_path / "cfg.pt", {**wide, "config": config})
+        expected = r"cfg\.pt: not a GAN checkpoint of this project \(config .* is not positive integers"
+        with pytest.raises(DebiaslabError, match=expected + r" latent_dim, width, image_size\)$"):
+            load_generator(tmp_path / "cfg.pt", cpu)
+    save_torch(tmp_path / "odd.pt", {**wide, "config": {**generator_config(G), "image_size": 24}})
+    with pytest.raises(DebiaslabError, match=r"odd\.pt: gan: image size 24 is not a power of two"):
+        load_generator(tmp_path / "odd.pt", cpu)

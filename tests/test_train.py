@@ -78,3 +78,64 @@ def test_target_with_one_class_is_an_error():
 def test_unknown_method():
     with pytest.raises(DebiaslabError, match="unknown method 'magic'"):
         make_method("magic", 1, TrainParams(), CPU)
+
+
+def test_diverging_training_stops_with_one_line():
+    params = TrainParams(epochs=3, width=8, batch_size=32)
+    object.__setattr__(params, "lr", float("inf"))  # past params validation: the run-time net
+    method = make_method("erm", 1, params, CPU)
+    with pytest.raises(DebiaslabError) as err:
+        fit(method, square_task(128, 1), square_task(64, 2), params, generator=seed_everything(0),
+            progress=False)
+    assert str(err.value) == ("training diverged: the loss is nan in epoch 1 (lower the learning rate, "
+                              "lr = inf, or check the data)")
+
+
+def test_gan_checkpoint_where_a_classifier_is_expected(tmp_path):
+    from debiaslab.gan import Generator, generator_config
+
+    G = Generator(8, 4, 8)
+    torch.save({"source": "train", "config": generator_config(G), "state_dict": G.state_dict()},
+               tmp_path / "generator.pt")
+    with pytest.raises(DebiaslabError) as err:
+        load_checkpoint(tmp_path / "generator.pt", CPU)
+    assert str(err.value) == (f"{tmp_path / 'generator.pt'}: not a classifier checkpoint written by a "
+                              "training stage (missing keys: method, train, meta; it looks like a GAN "
+                              "generator checkpoint)")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(DebiaslabError, match=r"list\.pt: not a classifier checkpoint .* \(it holds a list, "
+                                             r"not a dict\)$"):
+        load_checkpoint(tmp_path / "list.pt", CPU)
+
+
+def test_checkpoint_of_another_width_is_one_line(tmp_path):
+    params = TrainParams(epochs=1, width=8, batch_size=32)
+    method, _ = train(params)
+    save_checkpoint(tmp_path / "m.pt", method, params, num_outputs=1)
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
+    ckpt["train"]["width"] = 16  # the settings of one model, the weights of another
+    torch.save(ckpt, tmp_path / "m.pt")
+    with pytest.raises(DebiaslabError) as err:
+        load_checkpoint(tmp_path / "m.pt", CPU)
+    assert str(err.value) == (f"{tmp_path / 'm.pt'}: weights do not fit the model (first mismatch: "
+                              "features.0.0.weight has shape [8,3,3,3], the model expects [16,3,3,3])")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["meta"].update(num_outputs="two"), "meta num_outputs is 'two', expected a positive integer"),
+    (lambda c: c.update(method="magic"), "unknown method 'magic'"),
+    (lambda c: c["train"].update(arch="vgg"), "unknown architecture 'vgg'"),
+    (lambda c: c["train"].update(bogus=1), "its train settings are not valid"),
+    (lambda c: c.update(meta=[1]), "its method, train, hparams or meta entry has the wrong type"),
+])
+def test_malformed_checkpoint_entries_are_one_line(tmp_path, edit, message):
+    params = TrainParams(epochs=1, width=8, batch_size=32)
+    method = make_method("erm", 1, params, CPU)
+    save_checkpoint(tmp_path / "m.pt", method, params, num_outputs=1)
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
+    edit(ckpt)
+    torch.save(ckpt, tmp_path / "m.pt")
+    with pytest.raises(DebiaslabError) as err:
+        load_checkpoint(tmp_path / "m.pt", CPU)
+    assert str(err.value).startswith(f"{tmp_path / 'm.pt'}: ") and message in str(err.value)
+    assert "\n" not in str(err.value)

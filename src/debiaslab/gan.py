@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from tqdm import tqdm
 
+from .checkpoints import describe, load_module_weights, load_weights_file, missing_keys
 from .data import ArrayDataset
 from .device import autocast
 from .errors import DebiaslabError
@@ -162,9 +163,19 @@ def train_gan(images: np.ndarray, params, *, device: torch.device, generator: to
             for key, value in (("d_loss", d_loss), ("g_loss", g_loss), ("d_real", d_real.mean()),
                                ("d_fake", d_fake.mean())):
                 sums[key] += value.item()
+        logs = {k: v / n_batches for k, v in sums.items()}
+        _check_finite(logs, epoch, params)
         if on_epoch is not None:
-            on_epoch(epoch, {k: v / n_batches for k, v in sums.items()}, ema)
+            on_epoch(epoch, logs, ema)
     return ema
+
+
+def _check_finite(logs: dict[str, float], epoch: int, params) -> None:
+    """Stop a diverged GAN: NaN weights would train on and be saved as the project's generator."""
+    bad = next((k for k, v in logs.items() if not math.isfinite(v)), None)
+    if bad is not None:
+        raise DebiaslabError(f"gan training diverged: {bad} is {logs[bad]} in epoch {epoch} (lower the "
+                             f"learning rates, gan.lr_g = {params.lr_g}, gan.lr_d = {params.lr_d})")
 
 
 def generator_config(generator: Generator) -> dict:
@@ -181,25 +192,40 @@ def load_generator(path, device: torch.device, *, latent_dim: int | None = None)
     if not path.is_file():
         raise DebiaslabError(f"{path}: no GAN checkpoint (run the train_gan stage, or set "
                              "gan.source=checkpoint with gan.checkpoint pointing to a file)")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-        config = ckpt["config"]
-    except Exception as err:  # noqa: BLE001 - an unreadable checkpoint is an input error
-        raise DebiaslabError(f"{path}: not a GAN checkpoint of this project ({err})") from None
+    ckpt = load_weights_file(path, device, what="GAN checkpoint")
+    config = _checked_config(ckpt, path)
     if ckpt.get("source") == "hub":
         from .gan_hub import load_hub_generator
 
         generator = load_hub_generator(image_size=config["image_size"], device=device)
     else:
-        generator = Generator(**config).to(device, memory_format=torch.channels_last)
         try:
-            generator.load_state_dict(ckpt["state_dict"])
-        except RuntimeError as err:
-            raise DebiaslabError(f"{path}: weights do not fit a generator with {config} "
-                                 f"({str(err).splitlines()[0]})") from None
+            generator = Generator(**config).to(device, memory_format=torch.channels_last)
+        except DebiaslabError as err:
+            raise DebiaslabError(f"{path}: {err}") from None
+        load_module_weights(generator, ckpt["state_dict"], str(path))
     if latent_dim is not None:
         check_latent_dim(generator, latent_dim, str(path))
     return generator.eval()
+
+
+def _checked_config(ckpt, path) -> dict:
+    """The generator config of a loaded GAN checkpoint; anything else is a one-line error."""
+    what = f"{path}: not a GAN checkpoint of this project"
+    if not isinstance(ckpt, dict):
+        raise DebiaslabError(f"{what} (it holds {describe(ckpt)}, not a dict)")
+    needed = ("config",) if ckpt.get("source") == "hub" else ("config", "state_dict")
+    if missing := missing_keys(ckpt, needed):
+        classifier = not missing_keys(ckpt, ("method", "train", "meta"))
+        raise DebiaslabError(f"{what} (missing keys: {', '.join(missing)}"
+                             f"{'; it looks like a classifier checkpoint' if classifier else ''})")
+    config = ckpt["config"]
+    keys = ("image_size",) if ckpt.get("source") == "hub" else ("latent_dim", "width", "image_size")
+    if (not isinstance(config, dict) or set(config) - {"latent_dim", "width", "image_size"}
+            or any(not isinstance(config.get(k), int) or config[k] < 1 for k in keys)):
+        raise DebiaslabError(f"{what} (config {config!r} is not positive integers "
+                             f"{', '.join(keys)})")
+    return config
 
 
 def check_latent_dim(generator: nn.Module, latent_dim: int, where: str) -> None:

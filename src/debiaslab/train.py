@@ -18,6 +18,15 @@ from . import (
     fair_sampling,  # noqa: F401 - registers fairbatch and drfairness
     metrics,
 )
+from .checkpoints import (
+    describe,
+    first_line,
+    key_list,
+    load_module_weights,
+    load_weights_file,
+    missing_keys,
+    state_dict_problem,
+)
 from .data import ArrayDataset
 from .errors import DebiaslabError
 from .io import save_torch
@@ -121,9 +130,10 @@ def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
             batches, total=-(-len(order) // params.batch_size), unit="batch", leave=False,
             desc=f"epoch {epoch + 1}/{params.epochs}",
             disable=not (progress and distributed.is_main()))]
+        means = {f"train_{k}": float(np.mean([log[k] for log in logs])) for k in logs[0]}
+        check_finite(means, epoch + 1, params.lr)  # before scoring: a NaN model has no AP
         val_score = score_fn(val.y, predict_scores(method, val))
-        row = {"epoch": epoch + 1, **{f"train_{k}": float(np.mean([log[k] for log in logs]))
-                                      for k in logs[0]}, "val_score": val_score}
+        row = {"epoch": epoch + 1, **means, "val_score": val_score}
         result.history.append(row)
         log_epoch(live, row)
         if val_score > result.best_val_score or not select_best:
@@ -132,6 +142,18 @@ def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
         resume.save(method, generator, result, best_state)
     method.model.load_state_dict(best_state)
     return result
+
+
+def check_finite(means: dict[str, float], epoch: int, lr: float) -> None:
+    """Stop a diverged run: NaN weights would otherwise train on to a useless model that the
+    stage saves and reports as if it were fine. Every process agrees, so none waits for another."""
+    bad = next((k for k, v in means.items() if not np.isfinite(v)), None)
+    if distributed.all_true(bad is None):
+        return
+    name = "loss" if bad in (None, "train_loss") else bad.removeprefix("train_")
+    value = "not finite in another process" if bad is None else f"{means[bad]}"
+    raise DebiaslabError(f"training diverged: the {name} is {value} in epoch {epoch} "
+                         f"(lower the learning rate, lr = {lr}, or check the data)")
 
 
 def log_epoch(live, row: dict) -> None:
@@ -156,6 +178,7 @@ class Resume:
         self.path = None if path is None else Path(path)
         if self.path is not None:
             self.fingerprint = self._fingerprint(method, train, val, params, score_fn)
+            self.epochs = params.epochs
 
     @staticmethod
     def _fingerprint(method, train, val, params, score_fn) -> str:
@@ -185,32 +208,136 @@ class Resume:
             "cuda_rng": torch.cuda.get_rng_state() if method.device.type == "cuda" else None})
 
     def load(self, method, generator):
-        """Restore ``method`` and ``generator``; (result so far, best weights), or None."""
-        state = None
-        if self.path is not None and self.path.is_file():
+        """Restore ``method`` and ``generator``; (result so far, best weights), or None.
+
+        A file that cannot be used (unreadable, stale, or not what ``save`` writes) means a fresh
+        start and one line on stderr: it must not stop every later run until deleted by hand.
+        """
+        state, why = self._read(method, generator)
+        if distributed.all_true(state is not None):  # every process resumes, or none
+            snapshot = _snapshot(method, generator)
             try:
-                state = torch.load(self.path, map_location=method.device, weights_only=True)
-            except Exception:  # noqa: BLE001 - an unreadable resume file only costs a restart
-                state = None
-        usable = state is not None and state.get("fingerprint") == self.fingerprint
-        if not distributed.all_true(usable):  # every process resumes, or none
-            return None
-        for module, weights in zip(method.modules(), state["models"], strict=True):
-            module.load_state_dict(weights)
-        method.optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"].cpu())
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
-        result = FitResult(state["best_epoch"], state["best_val_score"], state["history"])
-        if distributed.is_main():
-            print(f"resuming from {self.path} after epoch {len(result.history)}", file=sys.stderr)
-        return result, state["best_state"]
+                _restore(state, method, generator)
+                why = None
+            except Exception as err:  # noqa: BLE001 - checked above; a miss costs a restart only
+                why = f"cannot restore it ({first_line(err)})"
+            if distributed.all_true(why is None):
+                result = FitResult(state["best_epoch"], state["best_val_score"], state["history"])
+                if distributed.is_main():
+                    print(f"resuming from {self.path} after epoch {len(result.history)}",
+                          file=sys.stderr)
+                return result, state["best_state"]
+            _restore(snapshot, method, generator)  # not half-loaded: exactly as before
+        if why is not None and distributed.is_main():
+            print(f"ignoring {self.path}: {why}; training starts afresh", file=sys.stderr)
+        return None
+
+    def _read(self, method, generator) -> tuple[dict | None, str | None]:
+        """(the saved state, None) if it can be resumed from, else (None, why not); (None, None)
+        when there is no file."""
+        if self.path is None or not self.path.is_file():
+            return None, None
+        try:
+            state = load_weights_file(self.path, method.device, what="resume file")
+        except DebiaslabError as err:
+            return None, str(err).removeprefix(f"{self.path}: ")
+        why = self._problem(state, method, generator)
+        return (state, None) if why is None else (None, why)
+
+    def _problem(self, state, method, generator) -> str | None:
+        """Why ``state`` cannot be resumed from, or None. Checked in full before anything is
+        restored, so a malformed file never leaves the method half-loaded."""
+        if not isinstance(state, dict):
+            return f"not a resume file (it holds {describe(state)}, not a dict)"
+        missing = missing_keys(state, RESUME_KEYS)
+        if missing:
+            return f"not a resume file ({describe(state)}; missing keys: {key_list(missing, 4)})"
+        if state["fingerprint"] != self.fingerprint:
+            return "written by a run with other settings, data or code"
+        history, best = state["history"], state["best_epoch"]
+        if not (isinstance(history, list) and 1 <= len(history) <= self.epochs
+                and all(_is_history_row(row) for row in history)):
+            return "its history is not a list of finished epochs"
+        if (not isinstance(best, int) or not 1 <= best <= len(history)
+                or not isinstance(state["best_val_score"], (int, float))):
+            return "its best epoch is not one of its epochs"
+        modules = method.modules()
+        if not isinstance(state["models"], list) or len(state["models"]) != len(modules):
+            return f"it does not hold the {len(modules)} network(s) of method {method.name}"
+        for module, weights in zip([*modules, method.model], [*state["models"], state["best_state"]],
+                                   strict=True):
+            if (problem := state_dict_problem(module, weights)) is not None:
+                return f"its weights do not fit the model ({problem})"
+        return _optimizer_problem(method.optimizer, state["optimizer"]) or _rng_problem(state, generator)
 
     @staticmethod
     def clear(path: Path) -> None:
         if distributed.is_main():
             path.unlink(missing_ok=True)
+
+
+RESUME_KEYS = ("fingerprint", "history", "best_epoch", "best_val_score", "best_state", "models",
+               "optimizer", "generator", "torch_rng")
+
+
+def _is_history_row(row) -> bool:
+    return (isinstance(row, dict) and "epoch" in row and "val_score" in row
+            and all(isinstance(v, (int, float)) for v in row.values()))
+
+
+def _optimizer_problem(optimizer: torch.optim.Optimizer, saved) -> str | None:
+    """Why ``saved`` is not a state of ``optimizer`` (same groups, settings and tensor shapes):
+    a wrong shape would only fail at the first step, as a traceback."""
+    bad = "its optimizer state does not fit the model"
+    if missing_keys(saved, ("state", "param_groups")) or not isinstance(saved["state"], dict):
+        return f"{bad} (not an optimizer state dict)"
+    groups = saved["param_groups"]
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        return f"{bad} (other parameter groups)"
+    for group, current in zip(groups, optimizer.param_groups, strict=True):
+        ids = group.get("params") if isinstance(group, dict) else None
+        if (not isinstance(ids, list) or len(ids) != len(current["params"])
+                or not all(isinstance(i, int) for i in ids)):
+            return f"{bad} (other parameters)"
+        if any(type(group.get(k)) is not type(v) for k, v in current.items() if k != "params"):
+            return f"{bad} (other optimizer settings)"
+        for i, param in zip(ids, current["params"], strict=True):
+            entry = saved["state"].get(i, {})
+            if not isinstance(entry, dict) or any(
+                    isinstance(t, torch.Tensor) and t.ndim > 0 and t.shape != param.shape
+                    for t in entry.values()):
+                return f"{bad} (the state of parameter {i} has the wrong shape)"
+    return None
+
+
+def _rng_problem(state: dict, generator: torch.Generator) -> str | None:
+    expected = {"generator": generator.get_state(), "torch_rng": torch.get_rng_state()}
+    for key, want in expected.items():
+        have = state[key]
+        if not (isinstance(have, torch.Tensor) and have.dtype == torch.uint8 and have.shape == want.shape):
+            return f"its {key} entry is not a random generator state"
+    cuda = state.get("cuda_rng")
+    if cuda is not None and not (isinstance(cuda, torch.Tensor) and cuda.dtype == torch.uint8):
+        return "its cuda_rng entry is not a random generator state"
+    return None
+
+
+def _snapshot(method, generator) -> dict:
+    """What :func:`_restore` changes, as it is now (to undo a restore that failed part-way)."""
+    return {"models": [copy.deepcopy(m.state_dict()) for m in method.modules()],
+            "optimizer": copy.deepcopy(method.optimizer.state_dict()),
+            "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if method.device.type == "cuda" else None}
+
+
+def _restore(state: dict, method, generator) -> None:
+    for module, weights in zip(method.modules(), state["models"], strict=True):
+        module.load_state_dict(weights)
+    method.optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"].cpu())
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"].cpu())
 
 
 def save_checkpoint(path: str | Path, method: Method, params, **meta) -> None:
@@ -260,20 +387,49 @@ def train_and_save(method_name: str, num_outputs: int, train: ArrayDataset, val:
     return method, result
 
 
-def load_checkpoint(path: str | Path, device: torch.device) -> tuple[Method, dict]:
-    from .params import TrainParams
+CHECKPOINT_KEYS = ("state_dict", "method", "train", "meta")
 
+
+def load_checkpoint(path: str | Path, device: torch.device) -> tuple[Method, dict]:
     path = Path(path)
     if not path.is_file():
         raise DebiaslabError(f"{path}: checkpoint not found (run the training stage)")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - an unreadable checkpoint is an input error
-        raise DebiaslabError(f"{path}: not a readable checkpoint ({err})") from None
-    params = TrainParams(**ckpt["train"])
+    return method_from_checkpoint(load_weights_file(path, device), path, device)
+
+
+def method_from_checkpoint(ckpt, path: str | Path, device: torch.device) -> tuple[Method, dict]:
+    """The method and meta of a loaded checkpoint (as written by :func:`save_checkpoint`);
+    anything else, such as another stage's file, is a one-line error naming ``path``."""
+    from .params import TrainParams
+
+    _check_checkpoint(ckpt, path)
     meta = ckpt["meta"]
-    method = make_method(ckpt["method"], meta.get("num_outputs", 1), params, device,
-                         ckpt.get("hparams"), {"training": False},
-                         image_size=meta.get("image_size", 32))
-    method.model.load_state_dict(ckpt["state_dict"])
-    return method, ckpt["meta"]
+    try:
+        params = TrainParams(**ckpt["train"])
+        method = make_method(ckpt["method"], meta.get("num_outputs", 1), params, device,
+                             ckpt.get("hparams"), {"training": False},
+                             image_size=meta.get("image_size", 32))
+    except DebiaslabError as err:
+        raise DebiaslabError(f"{path}: {err}") from None
+    except (TypeError, ValueError) as err:  # TrainParams of another version, or bad values
+        raise DebiaslabError(f"{path}: its train settings are not valid ({first_line(err)})") from None
+    load_module_weights(method.model, ckpt["state_dict"], str(path))
+    return method, meta
+
+
+def _check_checkpoint(ckpt, path) -> None:
+    what = f"{path}: not a classifier checkpoint written by a training stage"
+    if not isinstance(ckpt, dict):
+        raise DebiaslabError(f"{what} (it holds {describe(ckpt)}, not a dict)")
+    if missing := missing_keys(ckpt, CHECKPOINT_KEYS):
+        gan = not missing_keys(ckpt, ("config", "state_dict"))
+        raise DebiaslabError(f"{what} (missing keys: {', '.join(missing)}"
+                             f"{'; it looks like a GAN generator checkpoint' if gan else ''})")
+    meta, hparams = ckpt["meta"], ckpt.get("hparams")
+    if not (isinstance(ckpt["train"], dict) and isinstance(meta, dict) and isinstance(ckpt["method"], str)
+            and isinstance(hparams, (dict, type(None)))):
+        raise DebiaslabError(f"{what} (its method, train, hparams or meta entry has the wrong type)")
+    for key, default in (("num_outputs", 1), ("image_size", 32)):
+        value = meta.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise DebiaslabError(f"{what} (meta {key} is {value!r}, expected a positive integer)")
