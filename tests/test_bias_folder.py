@@ -197,3 +197,19 @@ def test_undecodable_image_in_pack(root, tmp_path, monkeypatch):
     with pytest.raises(DebiaslabError, match=r"020_1_1\.png: cannot decode image"):
         pack_bias_folder(root, "1pct", out, workers=2, progress=False)
     assert not out.exists() and not list(tmp_path.glob(".packed.tmp-*"))  # nothing half-written
+
+
+@pytest.mark.parametrize("rel, key, label, classes", [
+    ("1pct/align/999999999/013_999999999_999999999.png", "target", 999999999, 3),  # a class folder of its own
+    ("1pct/conflict/0/013_0_999999999.png", "bias", 999999999, 2),
+    ("valid/013_99999999999999999999999_0.png", "target", 99999999999999999999999, 2),  # beyond int64
+    ("test/2/013_2_2.png", "target", 2, 2),  # a class the training split does not have
+])
+def test_label_out_of_range_is_refused_before_packing(root, tmp_path, rel, key, label, classes):
+    _write_image(root / rel, 1)
+    with pytest.raises(DebiaslabError) as err:
+        pack_bias_folder(root, "1pct", tmp_path / "packed", progress=False)
+    assert str(err.value) == (f"{root / rel}: {key} label {label} is out of range: the training split has "
+                              f"{classes} classes, so labels must be 0..{classes - 1} (class indices from 0, "
+                              "without gaps)")
+    assert not (tmp_path / "packed").exists()

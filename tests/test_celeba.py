@@ -116,3 +116,66 @@ def test_symlink_escaping_the_root(celeba_copy, tmp_path):
     index = read_celeba(celeba_copy)
     with pytest.raises(DebiaslabError, match="resolves outside"):
         index.image_path("000001.jpg")
+
+
+def test_partition_lists_an_image_twice(celeba_copy):
+    path = celeba_copy / "list_eval_partition.txt"
+    path.write_text(path.read_text() + "000001.jpg 2\n")  # line 1 says 0, line 61 says 2
+    with pytest.raises(DebiaslabError) as err:
+        read_celeba(celeba_copy)
+    assert str(err.value) == (f"{path} line 61: image '000001.jpg' appears again (first on line 1); "
+                              "expected one line per image")
+
+
+def test_attribute_file_lists_an_image_twice(celeba_copy):
+    path = celeba_copy / "list_attr_celeba.txt"
+    lines = path.read_text().splitlines()
+    edit_line(path, 5, "000001.jpg " + lines[4].split(" ", 1)[1])
+    with pytest.raises(DebiaslabError) as err:
+        read_celeba(celeba_copy)
+    assert str(err.value) == (f"{path} line 5: image '000001.jpg' appears again (first on line 3); "
+                              "expected one line per image")
+
+
+@pytest.mark.parametrize("name", ["list_attr_celeba.txt", "list_eval_partition.txt"])
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_utf16_files_name_the_encoding(celeba_copy, name, encoding):
+    path = celeba_copy / name
+    text = path.read_text()
+    path.write_bytes((b"\xfe\xff" if encoding == "utf-16-be" else b"") + text.encode(encoding))
+    with pytest.raises(DebiaslabError) as err:
+        read_celeba(celeba_copy)
+    assert str(err.value) == f"{path}: UTF-16 text; expected ASCII/UTF-8 (re-save it as UTF-8)"
+
+
+def test_utf16_without_a_byte_order_mark(celeba_copy):
+    path = celeba_copy / "list_eval_partition.txt"
+    path.write_bytes(path.read_text().encode("utf-16-le"))
+    with pytest.raises(DebiaslabError, match=r"list_eval_partition\.txt: contains NUL bytes \(UTF-16 text "):
+        read_celeba(celeba_copy)
+
+
+def test_utf8_byte_order_marks_are_accepted(synthfaces_dir, celeba_copy):
+    for name in ("list_attr_celeba.txt", "list_eval_partition.txt"):
+        path = celeba_copy / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    index, plain = read_celeba(celeba_copy), read_celeba(synthfaces_dir)
+    assert index.image_names == plain.image_names and index.attribute_names == plain.attribute_names
+    np.testing.assert_array_equal(index.labels, plain.labels)
+    np.testing.assert_array_equal(index.partition, plain.partition)
+
+
+def test_utf8_byte_order_mark_and_a_bad_line_still_name_the_line(celeba_copy):
+    path = celeba_copy / "list_eval_partition.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"000001.jpg 0", b"000001.jpg x"))
+    expected = r"txt line 1: expected '<image name> <0\|1\|2>', got '000001.jpg x'"
+    with pytest.raises(DebiaslabError, match=expected):
+        read_celeba(celeba_copy)
+
+
+def test_latin1_bytes_are_one_line(celeba_copy):
+    path = celeba_copy / "list_eval_partition.txt"
+    path.write_bytes(path.read_bytes() + "caf\xe9.jpg 0\n".encode("latin-1"))
+    with pytest.raises(DebiaslabError, match=r"list_eval_partition\.txt: not a text file \(byte 0xe9 at "
+                                             r"offset \d+ is not UTF-8; expected ASCII/UTF-8 text\)$"):
+        read_celeba(celeba_copy)

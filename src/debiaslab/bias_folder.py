@@ -12,7 +12,8 @@ Colored MNIST release does that; the severity's own copy wins), and ``valid/`` a
 hold their files flat or in ``<class>/`` folders (BFFHQ's test set is flat). Hidden files (``.*``)
 are skipped; anything else that does not fit is an error naming the file. Labels come from the
 file name only; a ``<class>/`` folder must agree with the target, and ``align``/``conflict`` with
-whether target equals bias.
+whether target equals bias. Labels are class indices 0..K-1, K the number of classes in the
+training split (bias labels too: a sample is bias-aligned when its bias label is its class).
 """
 
 from __future__ import annotations
@@ -172,9 +173,24 @@ def read_bias_folder(root: str | Path, severity_dir: str) -> BiasFolder:
         if not rows[split]:
             raise DebiaslabError(f"{where[split]}: no images found for the {split} split "
                                  f"(expected files named {EXPECTED_NAME})")
+    classes = _check_label_range(rows)
     splits = {split: _as_split(rows[split]) for split in SPLITS}
-    classes = sorted({int(t) for s in splits.values() for t in np.unique(s.target)})
     return BiasFolder(splits, root=root, severity_dir=severity_dir, classes=classes)
+
+
+def _check_label_range(rows: dict[str, list[tuple[Path, int, int]]]) -> list[int]:
+    """The classes: 0..K-1 for the K distinct targets of the training split (the stages give
+    their classifiers max(target) + 1 outputs). Every target and bias label of every split must
+    be one of them, checked on the parsed ints before any array or classifier head is allocated."""
+    k = len({target for _, target, _ in rows["train"]})
+    for split in SPLITS:
+        for path, target, bias in rows[split]:
+            for key, label in (("target", target), ("bias", bias)):
+                if label >= k:
+                    raise DebiaslabError(
+                        f"{path}: {key} label {label} is out of range: the training split has {k} "
+                        f"classes, so labels must be 0..{k - 1} (class indices from 0, without gaps)")
+    return list(range(k))
 
 
 # --------------------------------------------------------------------------- packing

@@ -63,9 +63,36 @@ def _lines(path: Path) -> list[str]:
     if not path.is_file():
         raise DebiaslabError(f"{path}: file not found (expected a CelebA-format folder)")
     try:
-        return path.read_text().splitlines()
-    except UnicodeDecodeError:
-        raise DebiaslabError(f"{path}: not a text file") from None
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise DebiaslabError(f"{path}: not a text file (byte 0x{err.object[err.start]:02x} at offset "
+                             f"{err.start} is not UTF-8; expected ASCII/UTF-8 text)") from None
+
+
+# Byte-order marks of encodings the reader does not take; a UTF-8 BOM is simply skipped.
+_FOREIGN_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+                 (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+
+
+def _check_encoding(path: Path) -> None:
+    """Refuse UTF-16/32 by their first bytes, before a parser shows their bytes as garbage."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    for bom, name in _FOREIGN_BOMS:
+        if head.startswith(bom):
+            raise DebiaslabError(f"{path}: {name} text; expected ASCII/UTF-8 (re-save it as UTF-8)")
+    if b"\x00" in head:
+        raise DebiaslabError(f"{path}: contains NUL bytes (UTF-16 text without a byte-order mark, or "
+                             "not a text file); expected ASCII/UTF-8 (re-save it as UTF-8)")
+
+
+def _first_repeat(path: Path, name: str, skip: int) -> str:
+    """The message for image ``name`` listed twice, naming both lines: a scan, run only once the
+    fast duplicate check found one (the first ``skip`` lines are headers)."""
+    seen = [i + 1 for i, line in enumerate(_lines(path)) if i >= skip and line.split()[:1] == [name]]
+    where = f"line {seen[1]}" if len(seen) > 1 else "a later line"
+    first = f"first on line {seen[0]}" if seen else "listed before"
+    return f"{path} {where}: image {name!r} appears again ({first}); expected one line per image"
 
 
 def _check_image_name(name: str, where: str) -> None:
@@ -106,16 +133,17 @@ def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
         j = int(np.flatnonzero(~np.isin(table[i], (-1, 1)))[0])
         raise DebiaslabError(f"{path} line {i + 3}: {header[j]} is {table[i, j]}, "
                              "expected -1 or 1")
-    if names.duplicated().any():
-        raise DebiaslabError(f"{path}: image name {names[names.duplicated()].iloc[0]!r} "
-                             "appears twice")
+    repeated = names.duplicated()
+    if repeated.any():
+        raise DebiaslabError(_first_repeat(path, names[repeated].iloc[0], skip=2))
     return names.tolist(), header, ((table + 1) // 2).astype(np.int8)
 
 
 def _attribute_head(path: Path) -> tuple[int, list[str]]:
     if not path.is_file():
         raise DebiaslabError(f"{path}: file not found (expected a CelebA-format folder)")
-    with open(path, errors="replace") as f:
+    _check_encoding(path)
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         head = [f.readline() for _ in range(2)]
     if not head[1].strip():
         raise DebiaslabError(f"{path}: expected a count line and a header line")
@@ -148,7 +176,8 @@ def read_partition(path: Path, names: list[str]) -> np.ndarray:
     a line-by-line rescan only to name the first bad line."""
     if not path.is_file():
         raise DebiaslabError(f"{path}: file not found (expected a CelebA-format folder)")
-    try:
+    _check_encoding(path)
+    try:  # the C parser skips a UTF-8 byte-order mark itself
         frame = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, engine="c")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError):
         frame = None
@@ -156,8 +185,10 @@ def read_partition(path: Path, names: list[str]) -> np.ndarray:
             or not frame[1].isin(("0", "1", "2")).all()):
         _explain_bad_partition(path)
         raise DebiaslabError(f"{path}: could not be parsed as a CelebA partition list")
+    repeated = frame[0].duplicated()
+    if repeated.any():  # an image listed twice would silently take the split of its last line
+        raise DebiaslabError(_first_repeat(path, frame[0][repeated].iloc[0], skip=0))
     ids = pd.Series(frame[1].to_numpy(np.int8), index=frame[0].to_numpy())
-    ids = ids[~ids.index.duplicated(keep="last")]
     ordered = ids.reindex(names)
     missing = ordered.isna().to_numpy()
     if missing.any():
