@@ -12,7 +12,8 @@ def _one_line_interrupt(hook):
 
     def excepthook(exc_type, exc, tb):
         if issubclass(exc_type, KeyboardInterrupt):
-            print(f"error: {os.path.basename(sys.argv[0]) or 'python'}: interrupted", file=sys.stderr)
+            stage = os.path.splitext(os.path.basename(sys.argv[0]))[0] or "python"
+            print(f"error: {stage}: interrupted", file=sys.stderr)
         else:
             hook(exc_type, exc, tb)
 
