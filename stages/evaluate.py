@@ -12,14 +12,12 @@ from debiaslab.params import load_params
 from debiaslab.train import load_checkpoint, predict_scores
 
 PREPARED = "data/prepared"
-# the target classifiers, models/METHOD/TARGET/model.pt
-METHODS = ("baseline", "augmented", "augmented_inversion", "fairbatch", "drfairness")
 
 
 @stage_main("evaluate")
 def main(argv: list[str]) -> None:
     method_name, target = stage_args.arguments(argv, "METHOD TARGET")
-    stage_args.choice("method", method_name, METHODS)
+    stage_args.plain_name("method", method_name)  # a folder: models/METHOD/TARGET/model.pt
     params = load_params("evaluate", "attributes")
     stage_args.target(target, params["attributes"].targets)
     p, protected = params["evaluate"], params["attributes"].protected

@@ -81,6 +81,7 @@ def test_train_then_evaluate_writes_metrics(workdir):
     ("pack_digits.py", ["3"], "severity '3': expected one of colored_digits.severities: 0.5, 1.0"),
     ("evaluate.py", ["baseline"],
      "error: evaluate: expected 2 arguments (METHOD TARGET), got 1 ('baseline')"),
+    ("evaluate.py", ["../../x", "Smiling"], "error: evaluate: method '../../x': expected a plain name"),
     ("train_fair.py", ["fairbatch", "Smilng"],
      "error: train_fair: target 'Smilng': expected one of attributes.targets: Smiling"),
     ("train_debias.py", ["lf", "1.0", "data/digits/1.0", "debias_train", "accuracy"],

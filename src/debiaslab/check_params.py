@@ -37,9 +37,9 @@ import yaml
 from .errors import DebiaslabError
 from .io import write_text
 from .params import read_params_file, validate_all
+from .stage_args import PLAIN_NAME, PLAIN_NAME_RULE
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: dvc.yaml parses 10x faster
-SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 REFERENCE = re.compile(r"\$\{\s*([^}]*?)\s*\}")
 LOOP_VARIABLES = ("item", "key")
 STAMP_TEXT = "params.yaml passed debiaslab.check_params\n"
@@ -50,7 +50,7 @@ def dvc_references(node: Any, context: str = "") -> Iterator[tuple[str, str]]:
     decides how DVC uses the value: ``deps`` (read), anything else (command, output, loop)."""
     if isinstance(node, dict):
         for key, value in node.items():
-            yield from dvc_references(value, context if key in ("do",) else str(key))
+            yield from dvc_references(value, context if key == "do" else str(key))
             yield from dvc_references(key, context)  # `- ${x}/file: {cache: false}` keys are paths
     elif isinstance(node, list):
         for value in node:
@@ -85,11 +85,10 @@ def leaves(value: Any, where: str) -> Iterator[tuple[str, Any]]:
 def check_name(where: str, value: Any, params_path: str) -> None:
     if value is None or isinstance(value, bool | int | float):
         return  # DVC writes these as digits, '.', 'e', '-', 'inf', 'True', 'None': never shell syntax
-    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+    if not isinstance(value, str) or not PLAIN_NAME.fullmatch(value):
         raise DebiaslabError(
             f"{params_path}: {where}: {value!r} is not a plain name (dvc.yaml puts it into stage "
-            "commands and output paths, so only letters, digits and _ . + - are allowed, "
-            "not starting with . or -, at most 128 characters)")
+            f"commands and output paths, so: {PLAIN_NAME_RULE})")
 
 
 def check_read_path(where: str, value: Any, params_path: str, written: set[str]) -> None:

@@ -106,16 +106,19 @@ def state_dict_problem(module: nn.Module, state, *, ignore: tuple[str, ...] = ()
     return None
 
 
-def load_module_weights(module: nn.Module, state, label: str) -> None:
-    """``module.load_state_dict(state)``, or one line saying why the weights do not fit."""
-    problem = state_dict_problem(module, state)
+def load_module_weights(module: nn.Module, state, label: str, *, ignore: tuple[str, ...] = (),
+                        mismatch: str = "weights do not fit the model") -> None:
+    """``module.load_state_dict(state)``, or one line ``label: mismatch (why)``; keys starting with
+    a prefix in ``ignore`` are left out on both sides (and stay as the module has them)."""
+    problem = state_dict_problem(module, state, ignore=ignore)
     if problem is None:
         try:
-            module.load_state_dict(state)
+            module.load_state_dict({k: v for k, v in state.items() if not k.startswith(ignore)},
+                                   strict=not ignore)
             return
         except (RuntimeError, TypeError, ValueError) as err:  # e.g. a dtype that cannot be copied
             problem = first_line(err)
-    raise DebiaslabError(f"{label}: weights do not fit the model ({problem})")
+    raise DebiaslabError(f"{label}: {mismatch} ({problem})")
 
 
 def missing_keys(obj, keys: tuple[str, ...]) -> list[str]:

@@ -15,7 +15,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .checkpoints import first_line, load_weights_file, state_dict_problem
+from .checkpoints import load_module_weights, load_weights_file
 from .errors import DebiaslabError
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
@@ -109,15 +109,7 @@ def _resnet(factory, num_outputs: int, params) -> nn.Module:
         label = f"train.weights: {path}"
         state = load_weights_file(path, "cpu", what="state dict", label=label)
         # the classifier's own head replaces fc, so the donor's fc (1000 ImageNet classes) is left out
-        problem = state_dict_problem(net, state, ignore=("fc.",))
-        if problem is None:
-            try:
-                net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")},
-                                    strict=False)
-            except RuntimeError as err:  # shapes and keys fit; e.g. a dtype that cannot be copied
-                problem = first_line(err)
-        if problem is not None:
-            raise DebiaslabError(f"{label}: does not match {params.arch} ({problem})")
+        load_module_weights(net, state, label, ignore=("fc.",), mismatch=f"does not match {params.arch}")
     return ResNetClassifier(net, num_outputs)
 
 

@@ -15,7 +15,10 @@ from collections.abc import Iterable, Sequence
 from .errors import DebiaslabError
 from .params import CELEBA_ATTRIBUTES, GROUPS
 
-PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+# A name that can stand in a shell command and be one folder of a path: dvc.yaml puts such names
+# (attribute names, methods, severities) into both, and so do stage arguments.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+PLAIN_NAME_RULE = "letters, digits and _ . + -, not starting with . or -, at most 128 characters"
 
 
 def arguments(argv: Sequence[str], names: str) -> list[str]:
@@ -69,6 +72,5 @@ def group(what: str, value: str, schema: type) -> str:
 def plain_name(what: str, value: str) -> str:
     """A single folder name for outputs: no path separators, not ``.`` or ``..``."""
     if not PLAIN_NAME.fullmatch(value):
-        raise DebiaslabError(f"{what} {value!r}: expected a plain name (letters, digits and _ . + -, "
-                             "not starting with . or -)")
+        raise DebiaslabError(f"{what} {value!r}: expected a plain name ({PLAIN_NAME_RULE})")
     return value
