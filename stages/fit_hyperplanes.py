@@ -1,7 +1,8 @@
 """Stage fit_hyperplanes TARGET: latent SVMs for the target and protected attributes, then z'.
 
-SVMs are fitted on the first latent_edit.n_fit latents (their hallucinated labels); every later
-latent gets its complementary z' (latent_edit.variant), vectorised.
+SVMs are fitted on the first latent_edit.n_fit latents and their labels (latent_edit.labels: the
+hallucinated ones, or the true ones as a diagnostic); every later latent gets its complementary z'
+(latent_edit.variant), vectorised.
 """
 
 import sys
@@ -11,33 +12,12 @@ import numpy as np
 
 from debiaslab import stage_args
 from debiaslab.errors import DebiaslabError, stage_main
-from debiaslab.gan_debias import check_both_classes, read_labels, save_hyperplanes
+from debiaslab.gan_debias import fit_all, labels_for, read_labels, save_hyperplanes
 from debiaslab.io import atomic_path, write_json
-from debiaslab.latent_space import check_not_parallel, edit_latents, fit_hyperplane
+from debiaslab.latent_space import check_not_parallel, edit_latents
 from debiaslab.params import load_params
 
 GENERATED = "data/generated"
-
-
-def fit_all(z, labels, target: str, protected: list[str], p) -> dict:
-    """The hyperplanes a variant needs, each checked to have both classes first."""
-    def fit(name, mask=None, column=None):
-        y = labels[column or name].to_numpy()
-        z_, y_ = (z, y) if mask is None else (z[mask], y[mask])
-        check_both_classes(y_, name, f"fit_hyperplanes {target}")
-        return fit_hyperplane(z_, y_, name=name, C=p.C, holdout=p.holdout, seed=p.seed)
-
-    planes = {"t": fit(target), "g": fit(protected[0])}
-    if p.variant == "domain_dependent":
-        g_hat = labels[protected[0]].to_numpy()
-        planes["t_g0"] = fit(f"{target}|{protected[0]}=0", g_hat == 0, target)
-        planes["t_g1"] = fit(f"{target}|{protected[0]}=1", g_hat == 1, target)
-    if p.variant == "multi":
-        if len(protected) < 2:
-            raise DebiaslabError("latent_edit.variant=multi needs two protected attributes "
-                                 f"(attributes.protected is {protected})")
-        planes["g2"] = fit(protected[1])
-    return planes
 
 
 @stage_main("fit_hyperplanes")
@@ -47,7 +27,8 @@ def main(argv: list[str]) -> None:
     stage_args.target(target, params["attributes"].targets)
     p, protected = params["latent_edit"], params["attributes"].protected
     z = np.load(f"{GENERATED}/latents.npy")
-    labels = read_labels(f"{GENERATED}/labels.csv", [target, *protected])
+    labels = labels_for(read_labels(f"{GENERATED}/labels.csv", [target, *protected]),
+                        [target, *protected], p.labels)
     if len(labels) != len(z):
         raise DebiaslabError(f"{GENERATED}/labels.csv has {len(labels)} rows for {len(z)} latents "
                              "(rerun hallucinate)")
@@ -68,7 +49,7 @@ def main(argv: list[str]) -> None:
     with atomic_path(f"{GENERATED}/{target}/edited.npz") as tmp, open(tmp, "wb") as f:
         np.savez(f, **edits)
     write_json(f"metrics/latent/{target}.json", {
-        "variant": p.variant, "n_fit": p.n_fit, "n_edited": len(z) - p.n_fit,
+        "variant": p.variant, "labels": p.labels, "n_fit": p.n_fit, "n_edited": len(z) - p.n_fit,
         "svm_heldout_accuracy": {h.name: round(h.accuracy, 4) for h in planes.values()},
         "cos_wt_wg": round(cos, 4),
         "mean_edit_distance": {k: round(float(np.linalg.norm(v - z[p.n_fit:], axis=1).mean()), 4)

@@ -1,8 +1,8 @@
 """Stage generate_pairs TARGET: G(z') for every edited latent, re-scored by both judges.
 
 Writes the images (E*M, S, S, 3) and a table saying which latent and edit each came from, with the
-labels the baseline classifiers (and the oracle) give them; reports how often each edit flipped the
-protected attribute and kept the target.
+labels the baseline classifiers, the oracle (SynthFaces) and, for the renderer generator, the truth
+give them; reports how often each edit flipped the protected attribute and kept the target.
 """
 
 import json
@@ -22,6 +22,7 @@ from debiaslab.io import atomic_path, save_figure, write_json
 from debiaslab.oracle import load_oracle, oracle_labels
 from debiaslab.params import load_params
 from debiaslab.prepare import NpyWriter
+from debiaslab.renderer_gan import RendererGenerator
 from debiaslab.train import load_checkpoint, predict_scores
 
 GENERATED = "data/generated"
@@ -34,6 +35,11 @@ def baseline_labels(images, names: list[str], thresholds: dict, device) -> pd.Da
         scores = predict_scores(method, ArrayDataset(images, np.zeros(len(images))))
         out[name] = hard_labels(scores, thresholds[name]["f1_threshold"])
     return pd.DataFrame(out)
+
+
+def prefixed(before: pd.DataFrame, prefix: str, names: list[str]) -> pd.DataFrame:
+    """The columns ``prefix + name`` of labels.csv rows, under the plain names."""
+    return before[[prefix + n for n in names]].set_axis(names, axis=1).reset_index(drop=True)
 
 
 def write_pairs(G, edits, device, precision: str, batch_size: int, path: str) -> None:
@@ -70,12 +76,15 @@ def main(argv: list[str]) -> None:
     oracle = load_oracle("models/oracle/model.pt", device)
     if oracle is not None:
         judged["oracle"] = pd.DataFrame(oracle_labels(oracle, pairs, names))
-        before_by["oracle"] = before[[f"oracle_{n}" for n in names]].set_axis(names, axis=1).reset_index(
-            drop=True)
-    report = {"n_pairs": len(table)}
+        before_by["oracle"] = prefixed(before, "oracle_", names)
+    if isinstance(G, RendererGenerator):  # the exact labels: the edit judged without a classifier
+        judged["true"] = pd.DataFrame({n: np.concatenate([G.attributes(z)[n] for z in edits.values()])
+                                       for n in names})
+        before_by["true"] = prefixed(before, "true_", names)
+    report = {"generator": params["gan"].source, "n_pairs": len(table)}
     for judge, after in judged.items():
         for col in names:
-            table[f"{judge}_{col}" if judge == "oracle" else col] = after[col].to_numpy()
+            table[col if judge == "baseline" else f"{judge}_{col}"] = after[col].to_numpy()
         report[judge] = {edit: pair_diagnostics(target, protected, edit, before_by[judge][rows],
                                                 after[rows])
                          for edit in edits for rows in [table["edit"].to_numpy() == edit]}

@@ -1,6 +1,7 @@
 """Stage hallucinate: label every generated image with the baseline classifiers (and the oracle).
 
 Hard labels use each classifier's F1-optimal threshold on real val data, as in the original code.
+The oracle's labels (SynthFaces) and, with gan.source=renderer, the true labels go beside them.
 """
 
 import numpy as np
@@ -13,9 +14,19 @@ from debiaslab.gan_debias import agreement, cell_counts, f1_hard_labels
 from debiaslab.io import atomic_path, write_json
 from debiaslab.oracle import load_oracle, oracle_labels
 from debiaslab.params import load_params
+from debiaslab.renderer_gan import renderer_at
 from debiaslab.train import load_checkpoint, predict_scores
 
 GENERATED = "data/generated"
+
+
+def true_labels(device, names: list[str]) -> dict[str, np.ndarray]:
+    """The renderer generator's exact labels of every G(z); nothing for a trained GAN."""
+    G = renderer_at("models/gan/generator.pt", device)
+    if G is None:
+        return {}
+    attributes = G.attributes(np.load(f"{GENERATED}/latents.npy"))
+    return {name: attributes[name].astype(np.int64) for name in names}
 
 
 @stage_main("hallucinate")
@@ -40,6 +51,10 @@ def main() -> None:
         for name in names:
             table[f"oracle_{name}"] = judged[name]
             report[name]["oracle_agreement"] = agreement(table[name], judged[name])
+    truth = true_labels(device, names)
+    for name, labels in truth.items():  # the renderer generator: the exact labels of G(z)
+        table[f"true_{name}"] = labels
+        report[name]["true_agreement"] = agreement(table[name], labels)
     for g in attrs.protected:
         for t in attrs.targets:
             report[f"cells_{t}_{g}"] = cell_counts(table[t].to_numpy(), table[g].to_numpy())

@@ -34,7 +34,8 @@ def main() -> None:
     names = [*attrs.targets, *attrs.protected]
     check_oracle_request(names, p.n_images, p.epochs)
     images, labels = render_unbiased(p.n_images, params["synthesize"],
-                                     image_size=params["prepare"].image_size, seed=p.seed)
+                                     image_size=params["prepare"].image_size, seed=p.seed,
+                                     workers=params["synthesize"].workers)
     train_params = replace(params["train"], epochs=p.epochs, seed=p.seed)
     heldout = train_oracle(images, labels, names, train_params, model_path=MODEL,
                            live_dir=LIVE)

@@ -1,4 +1,5 @@
-"""Stage train_gan: the generator whose latent space is edited (gan.source: train | checkpoint | hub)."""
+"""Stage train_gan: the generator whose latent space is edited (gan.source: train | checkpoint | hub |
+renderer)."""
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def from_checkpoint(p, device, size: int):
 
 @stage_main("train_gan")
 def main() -> None:
-    params = load_params("gan", "prepare")
+    params = load_params("gan", "prepare", "synthesize")
     p, size = params["gan"], params["prepare"].image_size
     device = resolve_device(p.device)
     if p.source == "train":
@@ -85,6 +86,13 @@ def main() -> None:
         not_trained(f"checkpoint {p.checkpoint}")
         save_torch(OUT, {"source": "checkpoint", "config": generator_config(G),
                          "state_dict": G.state_dict()})
+    elif p.source == "renderer":  # SynthFaces' own renderer: nothing to train, its settings to store
+        from debiaslab import renderer_gan
+
+        ckpt = renderer_gan.renderer_checkpoint(p.latent_dim, size, params["synthesize"])
+        G = renderer_gan.from_checkpoint(ckpt, OUT)
+        not_trained("renderer")
+        save_torch(OUT, ckpt)
     else:  # the public PGAN: nothing to store but the choice; it is downloaded when used
         from debiaslab.gan_hub import load_hub_generator
 

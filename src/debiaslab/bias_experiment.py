@@ -72,8 +72,8 @@ def bias_ensemble_probs(train: ArrayDataset, valid: ArrayDataset, params, be, de
                         num_classes: int, *, progress: bool = True) -> np.ndarray:
     """(M, N) probability of the true class under each of M GCE models (BiasEnsemble).
 
-    Each model is trained for ``be.epochs`` with its own seed and kept as trained (no selection
-    on the unbiased validation set: these models are meant to be biased).
+    Each model is trained for ``be.epochs`` with its own seed and kept at its epoch of best
+    validation accuracy, as the original ``pretrain_b_ensemble_best`` keeps its members.
     """
     member_params = replace(params, epochs=be.epochs)
     probs = []
@@ -81,8 +81,7 @@ def bias_ensemble_probs(train: ArrayDataset, valid: ArrayDataset, params, be, de
         generator = seed_everything(be.seed * 1000 + m)
         method = make_method("gce", num_classes, member_params, device, {"q": be.q},
                              image_size=int(train.images.shape[1]))
-        fit(method, train, valid, member_params, generator=generator, progress=False,
-            select_best=False)
+        fit(method, train, valid, member_params, generator=generator, progress=False)
         scores = predict_scores(method, train)
         probs.append(scores[np.arange(len(train)), train.y])
     return np.stack(probs)

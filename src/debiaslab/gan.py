@@ -184,7 +184,8 @@ def generator_config(generator: Generator) -> dict:
 
 
 def load_generator(path, device: torch.device, *, latent_dim: int | None = None) -> nn.Module:
-    """The generator saved by the train_gan stage (weights only), or the hub PGAN it points to;
+    """The generator saved by the train_gan stage (weights only), or the hub PGAN or the renderer
+    it points to;
     with ``latent_dim``, a clear error unless the generator takes latents of that size."""
     from pathlib import Path
 
@@ -194,7 +195,11 @@ def load_generator(path, device: torch.device, *, latent_dim: int | None = None)
                              "gan.source=checkpoint with gan.checkpoint pointing to a file)")
     ckpt = load_weights_file(path, device, what="GAN checkpoint")
     config = _checked_config(ckpt, path)
-    if ckpt.get("source") == "hub":
+    if ckpt.get("source") == "renderer":
+        from .renderer_gan import from_checkpoint
+
+        generator = from_checkpoint(ckpt, str(path))
+    elif ckpt.get("source") == "hub":
         from .gan_hub import load_hub_generator
 
         generator = load_hub_generator(image_size=config["image_size"], device=device)
@@ -214,13 +219,15 @@ def _checked_config(ckpt, path) -> dict:
     what = f"{path}: not a GAN checkpoint of this project"
     if not isinstance(ckpt, dict):
         raise DebiaslabError(f"{what} (it holds {describe(ckpt)}, not a dict)")
-    needed = ("config",) if ckpt.get("source") == "hub" else ("config", "state_dict")
+    needed = {"hub": ("config",), "renderer": ("config", "render")}.get(ckpt.get("source"),
+                                                                       ("config", "state_dict"))
     if missing := missing_keys(ckpt, needed):
         classifier = not missing_keys(ckpt, ("method", "train", "meta"))
         raise DebiaslabError(f"{what} (missing keys: {', '.join(missing)}"
                              f"{'; it looks like a classifier checkpoint' if classifier else ''})")
     config = ckpt["config"]
-    keys = ("image_size",) if ckpt.get("source") == "hub" else ("latent_dim", "width", "image_size")
+    keys = {"hub": ("image_size",), "renderer": ("latent_dim", "image_size")}.get(
+        ckpt.get("source"), ("latent_dim", "width", "image_size"))
     if (not isinstance(config, dict) or set(config) - {"latent_dim", "width", "image_size"}
             or any(not isinstance(config.get(k), int) or config[k] < 1 for k in keys)):
         raise DebiaslabError(f"{what} (config {config!r} is not positive integers "
@@ -240,9 +247,14 @@ def invert(generator: nn.Module, images: np.ndarray, *, steps: int, lr: float, p
     """GAN inversion by optimisation: z = argmin ||G(z) - x||^2 + prior_weight * (||z||^2 / d - 1)^2.
 
     Returns (latents float32 (n, d), per-image mean squared pixel error in [-1, 1] units, after the
-    last step). The prior keeps ||z||^2 near d, the shell where N(0, I) latents live and where the
+    last step). The generator must be differentiable (not the renderer). The prior keeps ||z||^2
+    near d, the shell where N(0, I) latents live and where the
     hyperplanes were fitted; a plain ||z||^2 penalty would pull latents toward the origin instead.
     """
+    if getattr(generator, "differentiable", True) is False:
+        raise DebiaslabError("gan.source=renderer: the renderer is not differentiable, so real images "
+                             "cannot be inverted; the inversion variant needs a trained GAN (run the "
+                             "sampled variant's stages, e.g. evaluate@augmented-TARGET)")
     generator.eval()
     for p in generator.parameters():
         p.requires_grad_(False)

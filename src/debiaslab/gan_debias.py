@@ -95,6 +95,58 @@ def read_labels(path: str | Path, columns: list[str]) -> pd.DataFrame:
     return table
 
 
+def label_column(table: pd.DataFrame, name: str, source: str) -> str:
+    """The column of labels.csv that holds ``name``'s labels for ``latent_edit.labels = source``:
+    the hallucinated ones, or the true ones (the renderer's exact labels, else the oracle's)."""
+    if source == "hallucinated":
+        return name
+    for column in (f"true_{name}", f"oracle_{name}"):
+        if column in table.columns:
+            return column
+    raise DebiaslabError(f"latent_edit.labels=ground_truth: data/generated/labels.csv has no true labels "
+                         f"of "
+                         f"{name} (gan.source=renderer gives the renderer's, the oracle stage the "
+                         "oracle's; real data has neither: use latent_edit.labels=hallucinated)")
+
+
+def labels_for(table: pd.DataFrame, names: list[str], source: str) -> pd.DataFrame:
+    """The labels of ``names`` from labels.csv, under their own names, from ``source``."""
+    return pd.DataFrame({name: table[label_column(table, name, source)].to_numpy() for name in names})
+
+
+def fit_all(z: np.ndarray, labels: pd.DataFrame, target: str, protected: list[str], p) -> dict:
+    """The hyperplanes ``latent_edit.variant`` needs ({"t", "g"}, plus "t_g0", "t_g1" or "g2"),
+    fitted on latents ``z`` and their 0/1 ``labels`` (columns named by attribute), each checked
+    to have both classes first."""
+    from .latent_space import fit_hyperplane
+
+    def fit(name, mask=None, column=None):
+        y = labels[column or name].to_numpy()
+        z_, y_ = (z, y) if mask is None else (z[mask], y[mask])
+        check_both_classes(y_, name, f"fit_hyperplanes {target}")
+        return fit_hyperplane(z_, y_, name=name, C=p.C, holdout=p.holdout, seed=p.seed)
+
+    planes = {"t": fit(target), "g": fit(protected[0])}
+    if p.variant == "domain_dependent":
+        g_hat = labels[protected[0]].to_numpy()
+        planes["t_g0"] = fit(f"{target}|{protected[0]}=0", g_hat == 0, target)
+        planes["t_g1"] = fit(f"{target}|{protected[0]}=1", g_hat == 1, target)
+    if p.variant == "multi":
+        if len(protected) < 2:
+            raise DebiaslabError("latent_edit.variant=multi needs two protected attributes "
+                                 f"(attributes.protected is {protected})")
+        planes["g2"] = fit(protected[1])
+    return planes
+
+
+def weighted_ap_selection(g_val: np.ndarray):
+    """The model-selection score of the augmented classifiers: weighted validation AP (each
+    protected group half of each class's weight), as the original main.py selects them."""
+    def weighted_ap(y_val: np.ndarray, scores: np.ndarray) -> float:
+        return float(M.weighted_average_precision(y_val, scores, sensitive_features=g_val))
+    return weighted_ap
+
+
 def check_both_classes(labels: np.ndarray, name: str, where: str) -> None:
     values, counts = np.unique(labels, return_counts=True)
     if len(values) < 2:

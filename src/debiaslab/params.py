@@ -295,9 +295,10 @@ class LeakageParams(Checked):
 
 @dataclass(frozen=True)
 class GanParams(Checked):
-    """The generator of the latent-space method: a DCGAN trained here, a saved one, or the hub PGAN."""
+    """The generator of the latent-space method: a DCGAN trained here, a saved one, the hub PGAN, or
+    (SynthFaces only) the renderer itself, an ideal generator whose latent space is known."""
 
-    source: Literal["train", "checkpoint", "hub"] = "train"
+    source: Literal["train", "checkpoint", "hub", "renderer"] = "train"
     checkpoint: str | None = None  # source=checkpoint: a generator.pt written by train_gan
     latent_dim: int = count(64, 1, MAX_LATENT_DIM)
     g_width: int = count(16, 1, MAX_WIDTH)  # generator channels at the last level; 8x at the 4x4 base
@@ -335,6 +336,9 @@ class LatentEditParams(Checked):
     C: float = number(1.0, 0, lo_open=True)
     holdout: float = number(0.2, 0, 1, lo_open=True, hi_open=True)  # share of n_fit measuring accuracy
     max_cos: float = number(0.95, 0, 1, lo_open=True, hi_open=True)  # refuse edits above |cos(w_t, w_g)|
+    # which labels the SVMs are fitted on and the synthetic images carry: the baseline classifiers'
+    # (the method) or the true ones (the renderer's; the oracle's for a trained GAN), a diagnostic
+    labels: Literal["hallucinated", "ground_truth"] = "hallucinated"
     seed: int = seed_field()
 
 
@@ -345,6 +349,16 @@ class OracleParams(Checked):
     enabled: bool = True
     n_images: int = count(8000, 20, MAX_IMAGES)
     epochs: int = count(6)
+    seed: int = seed_field()
+
+
+@dataclass(frozen=True)
+class BalancedTestParams(Checked):
+    """SynthFaces only: an extra test split with ``per_cell`` faces in every (target, protected)
+    cell, so the intervals of DEO and the other gaps are narrow; off on real data."""
+
+    enabled: bool = True
+    per_cell: int = count(1500, 1, MAX_IMAGES)
     seed: int = seed_field()
 
 
@@ -453,6 +467,7 @@ GROUPS: dict[str, Any] = {
     "latents": LatentsParams,
     "latent_edit": LatentEditParams,
     "oracle": OracleParams,
+    "balanced_test": BalancedTestParams,
     "inversion": InversionParams,
     "fair_cells": FairCellsParams,
 }

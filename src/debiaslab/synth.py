@@ -90,8 +90,10 @@ class Nuisance:
     mouth_width: np.ndarray
 
     @classmethod
-    def sample(cls, n: int, pale: np.ndarray, blond: np.ndarray, rng: np.random.Generator,
-               mouth_jitter: float):
+    def sample(cls, n: int, pale: np.ndarray, blond: np.ndarray, rng, mouth_jitter: float):
+        """Draw every field from ``rng``: a NumPy Generator, or anything with its ``random``,
+        ``normal``, ``uniform`` and ``integers`` methods (the renderer generator passes latents:
+        :class:`debiaslab.renderer_gan.LatentDraws`)."""
         u = rng.random
         tone = u(n)[:, None]  # one scalar tone per face, from tan to dark brown
         skin = (1 - tone) * np.array([205, 160, 125]) + tone * np.array([120, 80, 55])
@@ -213,16 +215,20 @@ def _layers(a: dict[str, np.ndarray], nz: Nuisance, smile_depth: float) -> list[
     ]
 
 
-def render_batch(attrs: dict[str, np.ndarray], rng: np.random.Generator, *,
-                 smile_depth: float, mouth_jitter: float, noise_std: float) -> np.ndarray:
+def render_batch(attrs: dict[str, np.ndarray], rng: np.random.Generator | None, *,
+                 smile_depth: float, mouth_jitter: float, noise_std: float,
+                 nuisance: Nuisance | None = None, noise: np.ndarray | None = None) -> np.ndarray:
     """Render one batch of faces: uint8 array (B, 218, 178, 3).
 
     Every mouth bends by a label-free U(-mouth_jitter, mouth_jitter) px and a smile adds
     ``smile_depth`` px. When the two ranges overlap, some faces are ambiguous, as in CelebA's
     Smiling labels, and a classifier resolves them with whatever correlates with the label.
+    The nuisance and the pixel noise (standard normal, (B, 218, 178, 3)) are drawn from ``rng``
+    unless given: the renderer generator derives both from its latents.
     """
     n = len(attrs["Smiling"])
-    nz = Nuisance.sample(n, attrs["Pale_Skin"], attrs["Blond_Hair"], rng, mouth_jitter)
+    nz = nuisance if nuisance is not None else Nuisance.sample(n, attrs["Pale_Skin"],
+                                                               attrs["Blond_Hair"], rng, mouth_jitter)
     ramp = np.linspace(0, 1, HEIGHT, dtype=np.float32)[None, :, None, None]
     canvas = (nz.bg_top[:, None, None, :] * (1 - ramp) + nz.bg_bottom[:, None, None, :] * ramp)
     canvas = np.broadcast_to(canvas, (n, HEIGHT, WIDTH, 3)).astype(np.float32)
@@ -248,7 +254,10 @@ def render_batch(attrs: dict[str, np.ndarray], rng: np.random.Generator, *,
         region = canvas[:, y0:y1, x0:x1]
         color = layer.color.astype(np.float32)[:, None, None, :]
         region += alpha[..., None] * (color - region)
-    canvas += rng.normal(0.0, noise_std, canvas.shape).astype(np.float32)
+    if noise is None:
+        canvas += rng.normal(0.0, noise_std, canvas.shape).astype(np.float32)
+    else:
+        canvas += np.float32(noise_std) * noise
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
 
 
