@@ -15,12 +15,14 @@ from debiaslab.gan import (
     sample_latents,
     train_gan,
 )
+from debiaslab.gan_fidelity import FidelityMonitor, as_metrics, load_judge, summary_line
 from debiaslab.io import save_torch
 from debiaslab.params import load_params
 
 OUT = "models/gan/generator.pt"
 LIVE = "metrics/train/gan"
 SAMPLES = "reports/gan/samples"
+ORACLE = "models/oracle/model.pt"
 
 
 def save_grid(generator, p, device, path: str) -> None:
@@ -36,20 +38,44 @@ def save_grid(generator, p, device, path: str) -> None:
             tmp, format="PNG")
 
 
-def trained(p, device):
+def fidelity_monitor(p, attrs, train: PreparedSplit, device) -> FidelityMonitor | None:
+    """The oracle's per-epoch check of the attribute rates the GAN draws; None on real data (the
+    oracle stage wrote a marker, not a model). Draws from no random stream of training."""
+    oracle = load_judge(ORACLE, device)
+    if oracle is None:
+        return None
+    names = [*attrs.targets, *attrs.protected]
+    return FidelityMonitor(oracle, train.images, targets=attrs.targets, protected=attrs.protected,
+                           latent_dim=p.latent_dim, device=device, precision=p.precision,
+                           true_labels={n: train.label(n) for n in names})
+
+
+def trained(p, attrs, device):
     from dvclive import Live
 
     train = PreparedSplit("data/prepared", "train")
     generator = seed_everything(p.seed)
+    monitor = fidelity_monitor(p, attrs, train, device)  # after seeding: deterministic kernels
+    report: dict = {}
     with Live(LIVE, dvcyaml=False, save_dvc_exp=False) as live:
         def on_epoch(epoch, logs, ema):
             for key, value in logs.items():
                 live.log_metric(f"train/{key}", value)
+            if monitor is not None:  # fidelity/{name}_rate and _gap: oracle on G(z) vs on real images
+                report.update(monitor(ema))
+                for key, value in as_metrics(report).items():
+                    live.log_metric(key, round(value, 4))
             if epoch % p.sample_every == 0 or epoch == p.epochs:
                 save_grid(ema, p, device, f"{SAMPLES}/epoch_{epoch:03d}.png")
             live.next_step()
 
-        return train_gan(train.images, p, device=device, generator=generator, on_epoch=on_epoch)
+        G = train_gan(train.images, p, device=device, generator=generator, on_epoch=on_epoch)
+        if report:  # the final epoch's rates and gaps are in the summary already; add the references
+            references = as_metrics(report, prefix="", fields=("data", "true"))
+            live.summary.setdefault("fidelity", {}).update({k: round(v, 4) for k, v in references.items()})
+            print(f"train_gan: fidelity after epoch {p.epochs}, generated vs real train rate (gap) by "
+                  f"the oracle: {summary_line(report)}")
+    return G
 
 
 def not_trained(source: str) -> None:
@@ -75,11 +101,11 @@ def from_checkpoint(p, device, size: int):
 
 @stage_main("train_gan")
 def main() -> None:
-    params = load_params("gan", "prepare", "synthesize")
+    params = load_params("gan", "prepare", "synthesize", "attributes")
     p, size = params["gan"], params["prepare"].image_size
     device = resolve_device(p.device)
     if p.source == "train":
-        G = trained(p, device)
+        G = trained(p, params["attributes"], device)
         save_torch(OUT, {"source": "train", "config": generator_config(G), "state_dict": G.state_dict()})
     elif p.source == "checkpoint":  # DVC does not track the file itself: `dvc repro -f train_gan`
         G = from_checkpoint(p, device, size)

@@ -30,7 +30,7 @@ def sh(cwd, *cmd):
 
 
 def tiny_repo(root: Path) -> Path:
-    for name in ("dvc.yaml", "params.yaml", ".gitignore", "profiles", "stages", "src"):
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", "profiles", "stages", "src", "reports/paired"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
     apply_profile(root / "profiles" / "tiny.yaml", root / "params.yaml")

@@ -53,6 +53,7 @@ def test_repro_produces_every_metric(repo):
     report = json.loads((repo / "metrics/evaluate/baseline/Smiling.json").read_text())
     assert {"AP", "accuracy", "Eyeglasses"} <= set(report["test"])
     assert {"DEO", "BA", "KL", "weighted_AP"} <= set(report["test"]["Eyeglasses"])
+    assert report["balanced"].keys() == report["test"].keys() and report["n_balanced"] == 200
     for attr in ("Smiling", "Eyeglasses"):
         assert (repo / f"models/baseline/{attr}/model.pt").is_file()
         assert (repo / f"metrics/train/baseline/{attr}/plots/metrics/val/score.tsv").is_file()
@@ -92,8 +93,11 @@ def test_gan_chain_produces_pairs_diagnostics_and_augmented_models(repo):
     assert latent["variant"] == "standard" and latent["n_edited"] == 400
     assert set(latent["svm_heldout_accuracy"]) == {"Smiling", "Eyeglasses"}
     pairs = json.loads((repo / "metrics/pairs/Smiling.json").read_text())
-    assert set(pairs) == {"n_pairs", "baseline", "oracle"}  # both judges
+    assert set(pairs) == {"generator", "n_pairs", "baseline", "oracle"}  # both judges
+    assert pairs["generator"] == "train"
     assert {"target_kept", "Eyeglasses_flipped"} <= set(pairs["oracle"]["flip"])
+    gan = json.loads((repo / "metrics/train/gan/metrics.json").read_text())
+    assert 0 <= gan["fidelity"]["Smiling_rate"] <= 1 and "Smiling_eq_Eyeglasses_gap" in gan["fidelity"]
     hallucinated = json.loads((repo / "metrics/hallucinate.json").read_text())
     assert 0 <= hallucinated["Smiling"]["oracle_agreement"] <= 1
     assert sum(hallucinated["cells_Smiling_Eyeglasses"].values()) == 1000

@@ -1,6 +1,8 @@
 """The results report: the right rows and intervals from the metrics JSON, Wilson intervals only
 where the JSON says how many samples there were, missing sections left out, one self-contained
-HTML page, and a one-line error for a broken metrics file."""
+HTML page, and a one-line error for a broken metrics file. Newer fields (the balanced test split,
+the renderer's true labels, provenance) add rows or columns only where a file has them; the paired
+seed comparisons of reports/paired/*.csv are recomputed with debiaslab.paired's statistics."""
 
 import base64
 import json
@@ -13,11 +15,14 @@ import pytest
 from conftest import REPO
 from PIL import Image
 
+from debiaslab import paired
 from debiaslab.errors import DebiaslabError
+from debiaslab.paired import Delta, deltas_csv, summarize
 from debiaslab.report import (
     collect,
     debias_tables,
     fairness_tables,
+    paired_tables,
     pairs_table,
     render_html,
     render_markdown,
@@ -34,10 +39,11 @@ def ci(v, d=0.1):
     return {"value": v, "median": v, "lo": v - d, "hi": v + d}
 
 
-def evaluation(ap, deo, attrs=("Eyeglasses",)):
-    return {"test": {"AP": ci(ap), "accuracy": ci(0.8, 0.02),
-                     **{a: {"DEO": ci(deo), "BA": ci(0.03, 0.01), "KL": ci(2.0, 0.5), "EO_gap": ci(0.25)}
-                        for a in attrs}},
+def evaluation(ap, deo, attrs=("Eyeglasses",), d=0.1):
+    """``d``: the half-width of AP's, DEO's and EO_gap's intervals."""
+    return {"test": {"AP": ci(ap, d), "accuracy": ci(0.8, 0.02),
+                     **{a: {"DEO": ci(deo, d), "BA": ci(0.03, 0.01), "KL": ci(2.0, 0.5),
+                            "EO_gap": ci(0.25, d)} for a in attrs}},
             "n_test": 2000, "n_boot": 500}
 
 
@@ -79,6 +85,23 @@ def test_fairness_rows_are_method_target_protected_with_intervals(tmp_path):
     assert base["EO gap"] == "0.250 [0.150, 0.350]"
     assert base["DP gap"] == "-"  # not in this JSON: shown as missing, not invented
     assert "500 resamples of the 2,000 test images" in table.note
+
+
+def test_the_balanced_split_is_a_second_table_and_its_absence_changes_nothing(tmp_path):
+    write(tmp_path / "evaluate/fairbatch/Smiling.json", evaluation(0.97, 0.15))
+    write(tmp_path / "evaluate/baseline/Smiling.json", evaluation(0.99, 0.48))
+    [before] = fairness_tables(tmp_path)
+    with_balanced = {**evaluation(0.99, 0.48), "balanced": evaluation(0.95, 0.05, d=0.01)["test"],
+                     "n_balanced": 4000}
+    write(tmp_path / "evaluate/baseline/Smiling.json", with_balanced)  # fairbatch: an older file
+    test, balanced = fairness_tables(tmp_path)
+    assert test == before
+    assert balanced.title == "Fairness on the balanced test split (n = 4,000), per method"
+    assert balanced.header == test.header
+    assert balanced.rows == [["baseline", "Smiling", "Eyeglasses", "0.950 [0.940, 0.960]",
+                              "0.800 [0.780, 0.820]", "0.050 [0.040, 0.060]", "0.030 [0.020, 0.040]",
+                              "2.000 [1.500, 2.500]", "0.250 [0.240, 0.260]", "-"]]
+    assert "500 resamples of the 4,000 balanced test images" in balanced.note
 
 
 def test_test_accuracy_gets_a_wilson_interval_only_when_n_is_recorded(tmp_path):
@@ -238,13 +261,83 @@ WRONG_SHAPES = [  # file, key path, value (DELETE: the key is missing), the mess
 ]
 
 
-@pytest.mark.parametrize(("name", "key_path", "value", "message"), WRONG_SHAPES,
-                         ids=[f"{n}:{k}={'missing' if v is DELETE else v!r}" for n, k, v, _ in WRONG_SHAPES])
+def newer_metrics() -> dict[str, dict]:
+    """valid_metrics() with the fields newer stages add: the balanced test split, the renderer
+    generator's true labels as a judge, and where the generator and the SVM labels came from."""
+    files = valid_metrics()
+    files[EVAL].update(balanced=evaluation(0.95, 0.05)["test"], n_balanced=4000)
+    files["pairs/Smiling.json"].update(generator="renderer",
+                                       true={"flip": {"target_kept": 0.9, "Eyeglasses_flipped": 0.8}})
+    for attr in ("Smiling", "Eyeglasses"):
+        files["hallucinate.json"][attr]["true_agreement"] = 0.9
+    files["latent/Smiling.json"]["labels"] = "ground_truth"
+    return files
+
+
+NEWER_WRONG_SHAPES = [
+    (EVAL, "balanced.Eyeglasses.DEO", "abc", f"balanced.Eyeglasses.DEO: expected {NUMBER_OR_CI}, got 'abc'"),
+    (EVAL, "balanced", [1], "balanced: expected an object, got [1]"),
+    (EVAL, "balanced.Eyeglasses", DELETE,
+     "balanced: expected at least one protected attribute (an object with DEO, BA, KL)"),
+    (EVAL, "n_balanced", 0, "n_balanced: expected a positive integer, got 0"),
+    ("pairs/Smiling.json", "true.flip.target_kept", 2,
+     "true.flip.target_kept: expected a proportion in [0, 1], got 2"),
+    ("pairs/Smiling.json", "true", {}, None),  # no edits judged by the truth: no row, no error
+    ("pairs/Smiling.json", "generator", 1, "generator: expected a string, got 1"),
+    ("hallucinate.json", "Smiling.true_agreement", "high",
+     "Smiling.true_agreement: expected a proportion in [0, 1], got 'high'"),
+    ("latent/Smiling.json", "labels", ["x"], 'labels: expected a string, got ["x"]'),
+]
+
+
+def shape_ids(cases):
+    return [f"{n}:{k}={'missing' if v is DELETE else v!r}" for n, k, v, _ in cases]
+
+
+@pytest.mark.parametrize(("name", "key_path", "value", "message"), WRONG_SHAPES, ids=shape_ids(WRONG_SHAPES))
 def test_a_wrong_field_is_named_with_its_key_path(tmp_path, name, key_path, value, message):
     write_all(tmp_path, changed(valid_metrics(), name, key_path, value))
     with pytest.raises(DebiaslabError) as err:
         collect(tmp_path)
     assert str(err.value) == f"{tmp_path / name}: {message}"
+
+
+@pytest.mark.parametrize(("name", "key_path", "value", "message"), NEWER_WRONG_SHAPES,
+                         ids=shape_ids(NEWER_WRONG_SHAPES))
+def test_a_wrong_newer_field_is_named_with_its_key_path(tmp_path, name, key_path, value, message):
+    write_all(tmp_path, changed(newer_metrics(), name, key_path, value))
+    if message is None:
+        collect(tmp_path)
+        return
+    with pytest.raises(DebiaslabError) as err:
+        collect(tmp_path)
+    assert str(err.value) == f"{tmp_path / name}: {message}"
+
+
+def test_the_truth_and_provenance_get_rows_and_columns_only_when_present(tmp_path):
+    write_all(tmp_path, valid_metrics())
+    old = {t.title: t for s in collect(tmp_path) for t in s.tables}
+    write_all(tmp_path, newer_metrics())
+    new = {t.title: t for s in collect(tmp_path) for t in s.tables}
+    assert len(new) == len(old) + 1  # the balanced split's table
+
+    pairs = "Edited pairs G(z) → G(z') (generate_pairs)"
+    assert old[pairs].header == ["target", "edit", "judge", "pairs", "target kept", "protected attributes"]
+    assert new[pairs].header == ["target", "generator", *old[pairs].header[1:]]
+    assert new[pairs].rows[0] == ["Smiling", "renderer", *old[pairs].rows[0][1:]]
+    assert [r[3] for r in new[pairs].rows] == ["baseline", "oracle", "truth (renderer)"]
+    # 90 of 100: Wilson [0.826, 0.945]; 80 of 100: [0.711, 0.867]
+    assert new[pairs].rows[2][4:] == ["100", "0.900 [0.826, 0.945]",
+                                      "Eyeglasses flipped 0.800 [0.711, 0.867]"]
+
+    hallucinated = "Hallucinated labels of G(z) (hallucinate)"
+    assert new[hallucinated].header == [*old[hallucinated].header, "agreement with truth (renderer)"]
+    assert new[hallucinated].rows[0] == [*old[hallucinated].rows[0], "0.900 [0.826, 0.945]"]
+
+    latent = "Latent hyperplanes (fit_hyperplanes)"
+    assert "SVM labels" not in old[latent].header
+    assert new[latent].header[:3] == ["target", "variant", "SVM labels"]
+    assert new[latent].rows[0][:3] == ["Smiling", "standard", "ground truth (renderer)"]
 
 
 def test_the_valid_files_give_every_table(tmp_path):
@@ -312,6 +405,103 @@ def test_an_interrupted_atomic_write_is_not_a_row(tmp_path):
     (tmp_path / "evaluate/baseline/.Smiling.json.tmp-k3x9.json").write_text('{"test": {"AP"')
     (tmp_path / "debias/1.0/.erm.json.tmp-k3x9.json").write_text("")
     assert markdown(tmp_path) == reference
+
+
+# ----------------------------------------------------------------------------- paired seeds
+# per seed 0..4: the baseline's DEO and Δ = augmented − baseline; AP only for seed 0
+REFERENCE_DEO = [0.40, 0.42, 0.38, 0.41, 0.39]
+DELTA_DEO = [-0.10, -0.12, -0.08, -0.11, -0.09]
+PAIRED_TITLE = "Paired seeds (method − baseline, same seed)"
+
+
+def paired_deltas() -> list[Delta]:
+    deo = [Delta("renderer-gt", seed, f"renderer-gt-seed{seed}", "a" * 40, "augmented", "baseline", "DEO",
+                 ref + d, ref, d) for seed, ref, d in zip(range(5), REFERENCE_DEO, DELTA_DEO, strict=True)]
+    return [*deo, Delta("renderer-gt", 0, "renderer-gt-seed0", "a" * 40, "augmented", "baseline", "AP",
+                        0.97, 0.98, 0.97 - 0.98)]
+
+
+def write_paired(reports, name="renderer-gt", text=None):
+    path = reports / "paired" / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(deltas_csv(paired_deltas(), split="balanced") if text is None else text)
+    return path
+
+
+def test_a_paired_csv_is_a_table_of_mean_deltas_with_t_intervals(tmp_path):
+    write_paired(tmp_path / "reports")
+    (tmp_path / "reports/paired/renderer-gt.md").write_text("# not read\n")
+    [table] = paired_tables(tmp_path / "reports")
+    assert table.title == "renderer-gt (split balanced)"
+    assert table.header == ["variant", "method", "reference", "metric", "n seeds", "reference mean ± sd",
+                            "method mean ± sd", "mean Δ [95% t-interval]", "excludes 0"]
+    # Δ: mean -0.10, sd 0.0158114 (squares 0, 4, 4, 1, 1 e-4 over 4); half = t_{0.975,4} 2.7764451
+    # × 0.0158114 / √5 = 0.0196324. The method is 0.30 at every seed: sd 0.
+    assert table.rows == [
+        ["renderer-gt", "augmented", "baseline", "DEO", "5", "0.4000 ± 0.0158", "0.3000 ± 0.0000",
+         "-0.1000 [-0.1196, -0.0804]", "yes"],
+        ["renderer-gt", "augmented", "baseline", "AP", "1", "0.9800 ± n/a", "0.9700 ± n/a",
+         "-0.0100 [n/a (1 seed)]", "n/a"]]
+    assert "reports/paired/renderer-gt.csv" in table.note
+    # the same cells as `paired table` writes, per-seed column aside
+    md = paired.markdown_table(summarize(paired_deltas()), with_variant=True).splitlines()
+    assert [line.split(" | ")[:-1] for line in md[2:]] == [["| " + r[0], *r[1:]] for r in table.rows]
+
+
+def test_the_paired_section_renders_only_with_paired_csvs(tmp_path):
+    write(tmp_path / "metrics/evaluate/baseline/Smiling.json", evaluation(0.99, 0.48))
+    reports = tmp_path / "reports"
+    assert PAIRED_TITLE not in render_markdown(collect(tmp_path / "metrics", reports))  # no folder
+    (reports / "paired").mkdir(parents=True)
+    (reports / "paired/renderer-gt.md").write_text("# a table without its CSV\n")
+    write_paired(reports, ".renderer-h.csv.tmp-123")  # an atomic write in progress
+    assert PAIRED_TITLE not in render_markdown(collect(tmp_path / "metrics", reports))
+    write_paired(reports, "renderer-gt+renderer-h")
+    sections = collect(tmp_path / "metrics", reports)
+    assert [s.key for s in sections] == ["fairness", "paired"]
+    md = render_markdown(sections)
+    assert f"## {PAIRED_TITLE}" in md and "### renderer-gt+renderer-h (split balanced)" in md
+    assert ("| renderer-gt | augmented | baseline | DEO | 5 | 0.4000 ± 0.0158 | 0.3000 ± 0.0000 | "
+            "-0.1000 [-0.1196, -0.0804] | yes |") in md
+    assert "-0.1000 [-0.1196, -0.0804]" in render_html(sections)
+
+
+CSV_HEADER = ",".join(paired.CSV_COLUMNS)
+ROW = "renderer-gt,0,renderer-gt-seed0,rev,augmented,baseline,balanced,DEO,0.3,0.4,-0.1"
+MALFORMED_CSVS = [  # the file's text, the message after "FILE: "
+    ("", "expected the header " + CSV_HEADER + ", got ''"),
+    ("variant,seed,delta\n", f"expected the header {CSV_HEADER}, got 'variant,seed,delta'"),
+    (CSV_HEADER + "\n", "no rows (expected one per variant, seed, pair and metric)"),
+    (f"{CSV_HEADER}\n{ROW}\n{ROW.replace(',0.4,', ',0.4,x,')}\n", "line 3: expected 11 fields, got 12"),
+    (f"{CSV_HEADER}\n{ROW.replace(',0,', ',zero,')}\n",
+     "line 2: seed: expected a non-negative integer, got 'zero'"),
+    (f"{CSV_HEADER}\n{ROW.replace(',0.3,', ',abc,')}\n",
+     "line 2: method_value: expected a finite number, got 'abc'"),
+    (f"{CSV_HEADER}\n{ROW.replace(',0.4,', ',nan,')}\n",
+     "line 2: reference_value: expected a finite number, got 'nan'"),
+    (f"{CSV_HEADER}\n{ROW.replace('-0.1', '-0.2')}\n",
+     "line 2: delta: -0.2 is not method_value − reference_value (-0.1)"),
+    (f"{CSV_HEADER}\n{ROW.replace(',DEO,', ',,')}\n", "line 2: metric: expected a name, got ''"),
+    (f"{CSV_HEADER}\n{ROW}\n{ROW}\n",
+     "line 3: a second row for variant renderer-gt, seed 0, augmented − baseline, DEO"),
+    (f"{CSV_HEADER}\n{ROW}\n{ROW.replace('balanced', 'test').replace(',0,', ',1,')}\n",
+     "split: expected one split in a file, got 'balanced', 'test'"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), MALFORMED_CSVS, ids=[m for _, m in MALFORMED_CSVS])
+def test_a_malformed_paired_csv_is_one_line_naming_the_file(tmp_path, text, message):
+    path = write_paired(tmp_path, text=text)
+    with pytest.raises(DebiaslabError) as err:
+        paired_tables(tmp_path)
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_a_paired_csv_that_is_not_text_is_named(tmp_path):
+    path = write_paired(tmp_path, text="")
+    path.write_bytes(b"\xff\xfe variant")
+    with pytest.raises(DebiaslabError, match=r"^.*/paired/renderer-gt\.csv: not a CSV \(not UTF-8 text\)$"):
+        paired_tables(tmp_path)
 
 
 # ----------------------------------------------------------------------------- sections

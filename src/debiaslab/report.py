@@ -6,7 +6,8 @@ and :func:`render_html` turn that into text. A section whose metrics files are a
 that skips a chain, a pipeline not yet run) is left out. Intervals are the 95% intervals the JSON
 holds (bootstrap, from the evaluate stage); a proportion over a number of samples the JSON records
 gets a Wilson score interval (:func:`wilson`); any other number is shown alone, and the table's
-note says so.
+note says so. The paired seed comparisons (``reports/paired/NAME.csv`` of ``python -m
+debiaslab.paired table``) are recomputed from their tidy CSV with that module's statistics.
 
 Every field a table reads is type-checked (:class:`Obj`): a missing or wrongly typed one is a
 one-line error naming the file and the key path, never a dropped row or a wrong cell; a field that
@@ -17,16 +18,22 @@ newer stage's additions) are ignored.
 from __future__ import annotations
 
 import base64
+import csv
 import html
+import io
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .errors import DebiaslabError
 from .params import CELEBA_ATTRIBUTES
+
+if TYPE_CHECKING:
+    from .paired import Delta
 
 T = TypeVar("T")
 
@@ -142,8 +149,8 @@ class Obj:
         what = "a positive integer" if lo == 1 else f"an integer >= {lo}"
         return self.get(key, what, lambda x: is_count(x, lo), optional)
 
-    def text(self, key: str) -> str:
-        return self.get(key, "a string", lambda x: isinstance(x, str))
+    def text(self, key: str, optional: bool = False) -> str | None:
+        return self.get(key, "a string", lambda x: isinstance(x, str), optional)
 
     def flag(self, key: str, optional: bool = False) -> bool | None:
         return self.get(key, "true or false", lambda x: isinstance(x, bool), optional)
@@ -238,6 +245,14 @@ class Table:
     note: str = ""  # what the cells are and where intervals come from (or why there are none)
 
 
+def drop_empty(table: Table, columns: set[str]) -> Table:
+    """``table`` without those of ``columns`` that are "-" in every row: a field that only newer
+    stages write gets a column where some file has it, and older files render as before."""
+    keep = [i for i, h in enumerate(table.header) if h not in columns or any(r[i] != "-" for r in table.rows)]
+    return Table(table.title, [table.header[i] for i in keep], [[r[i] for i in keep] for r in table.rows],
+                 table.note)
+
+
 @dataclass
 class Plot:
     path: Path   # where to read it
@@ -255,42 +270,86 @@ class Section:
 
 
 # ----------------------------------------------------------------------------- fairness
-def _fairness_rows(method: str, target: str, report: Obj) -> list[list[str]]:
-    """One row per protected attribute: the keys of ``test`` that are attribute names (any other
-    key, such as AP, is a metric of the whole test set)."""
-    test = report.obj("test")
-    attrs = [k for k in test.keys() if k in CELEBA_ATTRIBUTES]
+FAIRNESS_HEADER = ["method", "target", "protected", "AP", "accuracy", "DEO", "BA", "KL", "EO gap", "DP gap"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A test set the evaluate stage reports in the same layout: its key, the key of its size, and
+    how its table is captioned."""
+
+    key: str
+    n_key: str
+    title: str    # with {n}: " (n = 4,000)" when every file records the same size, else ""
+    images: str   # "the 2,000 ... images" of the note
+    note: str     # what the cells are
+    more: str = ""  # said after the sizes
+
+
+SPLITS = (
+    Split("test", "n_test", "Fairness on test, per method", "test images",
+          "Every cell: value on the full test set [95% bootstrap percentile interval]"),
+    # SynthFaces' balanced test split: optional, so a file without it renders as before
+    Split("balanced", "n_balanced", "Fairness on the balanced test split{n}, per method",
+          "balanced test images",
+          "Every cell: value on the balanced test split [95% bootstrap percentile interval]",
+          " Same classifiers and thresholds as on test; the split has equal counts in each (target, "
+          "protected) cell, so the group gaps' intervals are far narrower than on the skewed test split."),
+)
+
+
+def _fairness_rows(method: str, target: str, split: Obj) -> list[list[str]]:
+    """One row per protected attribute: the keys of the split that are attribute names (any other
+    key, such as AP, is a metric of the whole split)."""
+    attrs = [k for k in split.keys() if k in CELEBA_ATTRIBUTES]
     if not attrs:
-        raise LayoutError("test: expected at least one protected attribute (an object with DEO, BA, KL)")
-    ap, accuracy = ci(test.metric("AP")), ci(test.metric("accuracy"))
+        raise LayoutError(f"{split.where}: expected at least one protected attribute (an object with "
+                          "DEO, BA, KL)")
+    ap, accuracy = ci(split.metric("AP")), ci(split.metric("accuracy"))
     rows = []
     for attr in attrs:
-        m = test.obj(attr)
+        m = split.obj(attr)
         rows.append([method, target, attr, ap, accuracy, *(ci(m.metric(k)) for k in ("DEO", "BA", "KL")),
                      *(ci(m.metric(k, optional=True)) for k in ("EO_gap", "DP_gap"))])  # newer fields
     return rows
 
 
-def fairness_tables(root: Path) -> list[Table]:
-    """metrics/evaluate/METHOD/TARGET.json: one row per method × target × protected attribute."""
-    rows, sizes = [], set()
-    for path in metrics_files(root, "evaluate/*/*.json"):
-        file_rows, size = parse(path, lambda r, p=path: (
-            _fairness_rows(p.parent.name, p.stem, r),
-            (r.count("n_test", optional=True), r.count("n_boot", optional=True))))
-        rows += file_rows
-        sizes.add(size)
-    if not rows:
-        return []
+Sizes = tuple[int | None, int | None]  # (images in the split, bootstrap resamples)
+
+
+def _fairness_file(method: str, target: str, report: Obj) -> dict[str, tuple[list[list[str]], Sizes]]:
+    """{split key: (its rows, its sizes)} for the splits the file has; test is required."""
+    out = {}
+    for split in SPLITS:
+        section = report.obj(split.key, optional=split.key != "test")
+        if section is not None:
+            sizes = (report.count(split.n_key, optional=True), report.count("n_boot", optional=True))
+            out[split.key] = (_fairness_rows(method, target, section), sizes)
+    return out
+
+
+def _fairness_table(split: Split, rows: list[list[str]], sizes: set[Sizes]) -> Table:
+    """The sizes go into the title and note only when every file records the same ones."""
     order = method_order(METHODS)
     rows.sort(key=lambda r: (r[1], r[2], order(r[0])))
-    note = "Every cell: value on the full test set [95% bootstrap percentile interval]"
-    if len(sizes) == 1 and None not in next(iter(sizes)):
-        n_test, n_boot = next(iter(sizes))
-        note += f" ({n_boot} resamples of the {n_test:,} test images)"
-    return [Table("Fairness on test, per method",
-                  ["method", "target", "protected", "AP", "accuracy", "DEO", "BA", "KL", "EO gap", "DP gap"],
-                  rows, note + ".")]
+    n, n_boot = next(iter(sizes)) if len(sizes) == 1 else (None, None)
+    note = split.note
+    if n is not None and n_boot is not None:
+        note += f" ({n_boot} resamples of the {n:,} {split.images})"
+    title = split.title.format(n=f" (n = {n:,})" if n is not None else "")
+    return Table(title, FAIRNESS_HEADER, rows, note + "." + split.more)
+
+
+def fairness_tables(root: Path) -> list[Table]:
+    """metrics/evaluate/METHOD/TARGET.json: one row per method × target × protected attribute, in a
+    table per split (test; the balanced test split where a file has one)."""
+    found: dict[str, tuple[list[list[str]], set[Sizes]]] = {s.key: ([], set()) for s in SPLITS}
+    for path in metrics_files(root, "evaluate/*/*.json"):
+        by_split = parse(path, lambda r, p=path: _fairness_file(p.parent.name, p.stem, r))
+        for key, (rows, size) in by_split.items():
+            found[key][0].extend(rows)
+            found[key][1].add(size)
+    return [_fairness_table(s, *found[s.key]) for s in SPLITS if found[s.key][0]]
 
 
 # ----------------------------------------------------------------------------- GAN chain
@@ -298,8 +357,14 @@ def _names(d: dict) -> str:
     return ", ".join(f"{k} {fmt(v)}" for k, v in d.items()) or "-"
 
 
+# latent_edit.labels as the table names it: the true labels come from the renderer generator
+LABEL_SOURCES = {"ground_truth": "ground truth (renderer)"}
+
+
 def _latent_row(target: str, latent: Obj) -> list[str]:
-    return [target, latent.text("variant"), f"{latent.count('n_fit'):,}",
+    labels = latent.text("labels", optional=True)  # older files: hallucinated, not recorded
+    return [target, latent.text("variant"), LABEL_SOURCES.get(labels, labels or "-"),
+            f"{latent.count('n_fit'):,}",
             _names(latent.numbers("svm_heldout_accuracy")), f"{latent.number('cos_wt_wg'):+.3f}",
             _names(latent.numbers("mean_edit_distance", optional=True) or {})]
 
@@ -309,11 +374,11 @@ def latent_table(root: Path) -> list[Table]:
             for path in metrics_files(root, "latent/*.json")]
     if not rows:
         return []
-    return [Table("Latent hyperplanes (fit_hyperplanes)",
-                  ["target", "variant", "latents fitted", "SVM held-out accuracy", "cos(w_t, w_g)",
-                   "mean ‖z' − z‖ per edit"], rows,
-                  "Values alone: the JSON does not record how many latents the held-out accuracy was "
-                  "measured on, so no interval is given.")]
+    return [drop_empty(Table("Latent hyperplanes (fit_hyperplanes)",
+                             ["target", "variant", "SVM labels", "latents fitted", "SVM held-out accuracy",
+                              "cos(w_t, w_g)", "mean ‖z' − z‖ per edit"], rows,
+                             "Values alone: the JSON does not record how many latents the held-out "
+                             "accuracy was measured on, so no interval is given."), {"SVM labels"})]
 
 
 def _edit_cells(d: Obj, n: int | None) -> list[str]:
@@ -324,19 +389,26 @@ def _edit_cells(d: Obj, n: int | None) -> list[str]:
     return [proportion(d.proportion("target_kept"), n), "; ".join(others)]
 
 
+# The judges of generate_pairs, as the table names them. Only the baseline is always there: no
+# oracle on real CelebA, and only the renderer generator knows the true labels.
+JUDGES = {"baseline": "baseline", "oracle": "oracle", "true": "truth (renderer)"}
+
+
 def _pairs_rows(target: str, pairs: Obj) -> list[list[str]]:
     rows = []
     n_pairs = pairs.count("n_pairs", lo=0)
-    for judge in ("baseline", "oracle"):
-        edits = pairs.obj(judge, optional=judge == "oracle")  # no oracle on real CelebA
-        if edits is None or (judge == "oracle" and not edits.keys()):
+    generator = pairs.text("generator", optional=True) or "-"  # older files do not record it
+    for judge, name in JUDGES.items():
+        edits = pairs.obj(judge, optional=judge != "baseline")
+        if edits is None or (judge != "baseline" and not edits.keys()):
             continue
         if not edits.keys():
             raise LayoutError(f"{judge}: expected at least one edit (an object with target_kept)")
         per_edit = n_pairs / len(edits.keys())  # generate_pairs: the same latents for every edit
         n = int(per_edit) if per_edit.is_integer() and per_edit > 0 else None
         for edit in edits.keys():
-            rows.append([target, edit, judge, f"{n:,}" if n else "-", *_edit_cells(edits.obj(edit), n)])
+            rows.append([target, generator, edit, name, f"{n:,}" if n else "-",
+                         *_edit_cells(edits.obj(edit), n)])
     return rows
 
 
@@ -345,15 +417,21 @@ def pairs_table(root: Path) -> list[Table]:
             for row in parse(path, lambda r, p=path: _pairs_rows(p.stem, r))]
     if not rows:
         return []
-    return [Table("Edited pairs G(z) → G(z') (generate_pairs)",
-                  ["target", "edit", "judge", "pairs", "target kept", "protected attributes"], rows,
-                  "Proportions over the pairs of one edit (n_pairs / number of edits), with 95% Wilson "
-                  "intervals; a '-' in 'pairs' means that count is unknown and the value stands alone.")]
+    return [drop_empty(Table("Edited pairs G(z) → G(z') (generate_pairs)",
+                             ["target", "generator", "edit", "judge", "pairs", "target kept",
+                              "protected attributes"], rows,
+                             "Proportions over the pairs of one edit (n_pairs / number of edits), with 95% "
+                             "Wilson intervals; a '-' in 'pairs' means that count is unknown and the value "
+                             "stands alone."), {"generator"})]
+
+
+TRUTH_AGREEMENT = "agreement with truth (renderer)"
 
 
 def _hallucinate_row(attr: str, d: Obj, n: int | None) -> list[str]:
     return [attr, fmt(d.number("f1_threshold", optional=True)), proportion(d.proportion("positive_rate"), n),
-            proportion(d.proportion("oracle_agreement", optional=True), n)]  # no oracle on real CelebA
+            *(proportion(d.proportion(k, optional=True), n)  # no oracle on real CelebA, truth: renderer
+              for k in ("oracle_agreement", "true_agreement"))]
 
 
 def _cells(report: Obj, attrs: list[str]) -> list[list[str]]:
@@ -375,9 +453,9 @@ def _hallucinate(report: Obj) -> list[Table]:
     rows = [_hallucinate_row(a, report.obj(a), n) for a in attrs]
     where = (f"95% Wilson intervals over the {n:,} generated images" if n
              else "values alone: the JSON does not record the number of images")
-    tables = [Table("Hallucinated labels of G(z) (hallucinate)",
-                    ["attribute", "F1 threshold", "positive rate", "agreement with oracle"], rows,
-                    f"Proportions: {where}.")]
+    tables = [drop_empty(Table("Hallucinated labels of G(z) (hallucinate)",
+                               ["attribute", "F1 threshold", "positive rate", "agreement with oracle",
+                                TRUTH_AGREEMENT], rows, f"Proportions: {where}."), {TRUTH_AGREEMENT})]
     cells = _cells(report, attrs)
     if cells:
         tables.append(Table("Generated images per (target, protected) cell (hallucinated labels)",
@@ -534,6 +612,117 @@ def debias_tables(root: Path) -> list[Table]:
             *selection_table(root)]
 
 
+# ----------------------------------------------------------------------------- paired seeds
+def _paired():
+    """debiaslab.paired, imported on first use: it imports sweep, which imports summary, which
+    imports this module, so an import at the top would be circular."""
+    from . import paired
+
+    return paired
+
+
+def _csv_number(row: dict[str, str], key: str) -> float:
+    try:
+        value = float(row[key])
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise LayoutError(f"{key}: expected a finite number, got {_shown(row[key])}")
+    return value
+
+
+def _paired_delta(row: dict[str, str]) -> Delta:
+    """One CSV row as paired.py's Delta, every field checked; Δ must be method − reference (to the
+    10 significant digits the CSV holds), so a hand-edited value cannot slip into the statistics."""
+    if not re.fullmatch(r"[0-9]+", row["seed"]):
+        raise LayoutError(f"seed: expected a non-negative integer, got {_shown(row['seed'])}")
+    for key in ("variant", "method", "reference", "metric"):
+        if not row[key]:
+            raise LayoutError(f"{key}: expected a name, got ''")
+    m, r, d = (_csv_number(row, k) for k in ("method_value", "reference_value", "delta"))
+    if not math.isclose(d, m - r, rel_tol=1e-6, abs_tol=1e-9):
+        raise LayoutError(f"delta: {d:.10g} is not method_value − reference_value ({m - r:.10g})")
+    return _paired().Delta(row["variant"], int(row["seed"]), row["experiment"], row["rev"], row["method"],
+                           row["reference"], row["metric"], m, r, d)
+
+
+def _paired_rows(text: str) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row by column) of a CSV with exactly the columns paired.py writes."""
+    columns = _paired().CSV_COLUMNS
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, [])
+    if header != columns:
+        raise LayoutError(f"expected the header {','.join(columns)}, got {_shown(','.join(header))}")
+    rows = []
+    for row in reader:
+        if len(row) != len(columns):
+            raise LayoutError(f"line {reader.line_num}: expected {len(columns)} fields, got {len(row)}")
+        rows.append((reader.line_num, dict(zip(columns, row, strict=True))))
+    if not rows:
+        raise LayoutError("no rows (expected one per variant, seed, pair and metric)")
+    return rows
+
+
+def _paired_deltas(rows: list[tuple[int, dict[str, str]]]) -> list[Delta]:
+    """The rows as Deltas; a second row for one seed of one comparison would count that seed twice."""
+    deltas, seen = [], set()
+    for line, row in rows:
+        try:
+            delta = _paired_delta(row)
+        except LayoutError as err:
+            raise LayoutError(f"line {line}: {err}") from None
+        key = (delta.variant, delta.seed, delta.method, delta.reference, delta.metric)
+        if key in seen:
+            raise LayoutError(f"line {line}: a second row for variant {delta.variant}, seed {delta.seed}, "
+                              f"{delta.method} − {delta.reference}, {delta.metric}")
+        seen.add(key)
+        deltas.append(delta)
+    return deltas
+
+
+def read_paired_csv(path: Path) -> tuple[str, list[Delta]]:
+    """The split and the per-seed Δ of one ``python -m debiaslab.paired table`` CSV. Any other
+    layout is a one-line DebiaslabError naming the file (and the line), as for a metrics file."""
+    try:
+        rows = _paired_rows(Path(path).read_text())
+        splits = sorted({row["split"] for _, row in rows})
+        if len(splits) != 1:
+            raise LayoutError(f"split: expected one split in a file, got {', '.join(map(repr, splits))}")
+        return splits[0], _paired_deltas(rows)
+    except UnicodeDecodeError:
+        raise DebiaslabError(f"{path}: not a CSV (not UTF-8 text)") from None
+    except (LayoutError, csv.Error) as err:
+        raise DebiaslabError(f"{path}: {err}") from None
+
+
+PAIRED_HEADER = ["variant", "method", "reference", "metric", "n seeds", "reference mean ± sd",
+                 "method mean ± sd", "mean Δ [95% t-interval]", "excludes 0"]
+EXCLUDES_ZERO = {True: "yes", False: "no", None: "n/a"}  # None: one seed, no interval
+
+
+def _paired_table(path: Path, label: str) -> Table:
+    """The statistics are paired.py's own (summarize, its number formats), recomputed from the tidy
+    CSV, so the report and ``paired table`` cannot disagree."""
+    paired = _paired()
+    split, deltas = read_paired_csv(path)
+    rows = [[s.variant, s.method, s.reference, s.metric, str(s.delta.n),
+             paired._mean_sd_text(s.reference_mean, s.reference_sd),
+             paired._mean_sd_text(s.method_mean, s.method_sd), paired._interval_text(s.delta),
+             EXCLUDES_ZERO[s.delta.excludes_zero]]
+            for s in paired.summarize(deltas, confidence=0.95)]
+    return Table(f"{path.stem} (split {split})", PAIRED_HEADER, rows,
+                 f"From {label} (python -m debiaslab.paired table). Δ = method − reference per seed, both "
+                 "trained with that seed in the same DVC experiment; mean Δ with its 95% t-interval over "
+                 "the seeds (df = n − 1; n/a with one seed); mean ± sample standard deviation over the "
+                 "same seeds.")
+
+
+def paired_tables(reports_root: Path) -> list[Table]:
+    """reports/paired/NAME.csv: one table per file; hidden files (an atomic write) are skipped."""
+    return [_paired_table(path, f"{reports_root.name}/{path.relative_to(reports_root).as_posix()}")
+            for path in metrics_files(reports_root, "paired/*.csv")]
+
+
 # ----------------------------------------------------------------------------- sections
 FAIRNESS_TEXT = (
     "Each row is one classifier (method × target attribute) on the test split, measured against one "
@@ -555,9 +744,12 @@ GAN_TEXT = (
     "and protected hyperplanes (0 is independent; near ±1 an edit must travel far to change one and "
     "keep the other). Edited pairs: how often G(z') has the other protected label than G(z) ('flipped', "
     "higher is better; the paper aims at 80 %) and the same target label ('target kept', higher is "
-    "better; aim 90 %), by two judges: the baseline classifiers and, on SynthFaces, an oracle trained on "
-    "unbiased data. Hallucinated labels: the baseline classifiers' positive rate on G(z) and their "
-    "agreement with the oracle (higher means the labels the edits rely on are more trustworthy). "
+    "better; aim 90 %), by up to three judges: the baseline classifiers, on SynthFaces an oracle trained "
+    "on unbiased data, and with the renderer generator the truth (its exact labels of G(z'), no "
+    "classifier involved). Hallucinated labels: the baseline classifiers' positive rate on G(z) and their "
+    "agreement with the oracle and the truth (higher means the labels the edits rely on are more "
+    "trustworthy); 'SVM labels' says whether the hyperplanes were fitted on those hallucinated labels or, "
+    "as a diagnostic, on the renderer's ground truth. "
     "Inversion: reconstruction error of real images found in the latent space (lower is better) and "
     "their mean latent norm (about √d for a typical N(0, I) latent).")
 LEAKAGE_TEXT = (
@@ -583,11 +775,25 @@ DEBIAS_TEXT = (
     "params.yaml); its test split is as biased as its training split, so overall accuracy rewards "
     "the bias there: read the bias-conflicting accuracy next to the aligned one.")
 
+PAIRED_TEXT = (
+    "One run of one seed says little: a method can beat the baseline by chance. Here the reference "
+    "(the baseline; for Colored Digits the method without BiasEnsemble) and the method were trained "
+    "with the same seed in the same DVC experiment, once per seed, and each row is the per-seed "
+    "difference Δ = method − reference averaged over the seeds, with its 95% t-interval. An interval "
+    "that excludes 0 is evidence of a real effect; one that contains it is not (more seeds narrow it). "
+    "The sign to hope for depends on the metric: AP and accuracies are better higher (Δ > 0), the "
+    "fairness gaps DEO, EO_gap and KL better lower (Δ < 0), BA better nearer 0. A variant is one "
+    "experiment name (e.g. a generator × label source); a table may hold several.")
+
+# Sections built from the metrics folder, then those built from the reports folder.
 SECTIONS: tuple[tuple[str, str, str, Callable[[Path], list[Table]]], ...] = (
     ("fairness", "Fairness of the target classifiers", FAIRNESS_TEXT, fairness_tables),
     ("gan", "GAN latent-space edits (diagnostics)", GAN_TEXT, gan_tables),
     ("leakage", "Leakage", LEAKAGE_TEXT, leakage_tables),
     ("debias", "Bias-conflicting benchmarks: BiasEnsemble, LfF and DisEnt", DEBIAS_TEXT, debias_tables),
+)
+REPORT_SECTIONS: tuple[tuple[str, str, str, Callable[[Path], list[Table]]], ...] = (
+    ("paired", "Paired seeds (method − baseline, same seed)", PAIRED_TEXT, paired_tables),
 )
 # First folder under reports/ -> section; plots appear in this order within a section.
 PLOT_SECTIONS = {"compare": "fairness", "evaluate": "fairness", "fair": "fairness",
@@ -617,10 +823,12 @@ def collect_plots(reports_root: str | Path) -> dict[str, list[Plot]]:
 
 def collect(metrics_root: str | Path, reports_root: str | Path | None = None) -> list[Section]:
     """The report's sections, in order; a section with neither tables nor plots is left out."""
-    metrics_root = Path(metrics_root)
-    plots = collect_plots(reports_root) if reports_root is not None and Path(reports_root).is_dir() else {}
-    sections = [Section(key, title, text, build(metrics_root), plots.get(key, []))
-                for key, title, text, build in SECTIONS]
+    reports = Path(reports_root) if reports_root is not None and Path(reports_root).is_dir() else None
+    plots = collect_plots(reports) if reports else {}
+    builds = [(spec, Path(metrics_root)) for spec in SECTIONS]
+    builds += [(spec, reports) for spec in REPORT_SECTIONS] if reports else []
+    sections = [Section(key, title, text, build(root), plots.get(key, []))
+                for (key, title, text, build), root in builds]
     return [s for s in sections if s.tables or s.plots]
 
 
