@@ -30,9 +30,10 @@ def sh(cwd, *cmd):
 
 
 def tiny_repo(root: Path) -> Path:
-    for name in ("dvc.yaml", "params.yaml", ".gitignore", "profiles", "stages", "src", "reports/paired"):
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", "profiles", "stages", "src"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
+    (root / "reports/paired").mkdir(parents=True)  # the report stage reads the paired tables there
     apply_profile(root / "profiles" / "tiny.yaml", root / "params.yaml")
     sh(root, "git", "init", "-q")
     sh(root, "dvc", "init", "-q")
