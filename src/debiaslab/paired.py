@@ -48,7 +48,7 @@ from scipy import stats
 from debiaslab.errors import DebiaslabError, stage_main
 from debiaslab.io import write_text
 from debiaslab.stage_args import PLAIN_NAME, PLAIN_NAME_RULE, attribute, choice, plain_name
-from debiaslab.sweep import Skip, _lookup, _param, _recency, _revisions, _skip_report, load_exp_show
+from debiaslab.sweep import Skip, load_exp_show, lookup, read_param, recency, revisions, skip_report
 
 SEED_PARAMS = ("train.seed", "latents.seed")
 # A params.yaml key as `dvc exp run -S` takes it: dotted identifiers, no file prefix, no globs.
@@ -225,7 +225,7 @@ def digits_family(*, severity: str) -> Family:
 @dataclass(frozen=True, eq=False)
 class Run:
     """One successful experiment ``VARIANT-seedS``; rev, timestamp and order as sweep's Row has
-    them, so that :func:`debiaslab.sweep._recency` orders runs like sweep orders rows."""
+    them, so that :func:`debiaslab.sweep.recency` orders runs like sweep orders rows."""
 
     variant: str
     seed: int
@@ -267,7 +267,7 @@ class Delta:
 
 def _seed_skip(data: dict, seed: int, seed_param: str) -> str:
     """Why the experiment's seed param disagrees with the seed of its name, or ""."""
-    found, value = _param(data, seed_param)
+    found, value = read_param(data, seed_param)
     if not found:
         return f"no param {seed_param}"
     if isinstance(value, bool) or value != seed:
@@ -281,7 +281,7 @@ def collect_runs(exps: Any, *, names: Sequence[str], seed_param: str) -> tuple[l
     runs: list[Run] = []
     skips: list[Skip] = []
     others: set[str] = set()
-    for order, (node, parent, state, name) in enumerate(_revisions(exps)):
+    for order, (node, parent, state, name) in enumerate(revisions(exps)):
         match = pattern.fullmatch(name) if parent is not None else None
         if not match:
             if parent is not None:
@@ -297,7 +297,7 @@ def collect_runs(exps: Any, *, names: Sequence[str], seed_param: str) -> tuple[l
         else:
             pdata = parent.get("data") or {}
             runs.append(Run(variant, seed, name, node["rev"], data.get("timestamp"), order, data, pdata,
-                            _param(pdata, seed_param)[1]))
+                            read_param(pdata, seed_param)[1]))
     runs, superseded = _newest(runs)
     _require_each_name(names, runs, skips + superseded, others)
     return sorted(runs, key=lambda r: (names.index(r.variant), r.seed)), skips + superseded
@@ -310,7 +310,7 @@ def _newest(runs: list[Run]) -> tuple[list[Run], list[Skip]]:
         groups.setdefault((run.variant, run.seed), []).append(run)
     kept, skips = [], []
     for group in groups.values():
-        newest, *older = sorted(group, key=_recency, reverse=True)
+        newest, *older = sorted(group, key=recency, reverse=True)
         kept.append(newest)
         skips += [Skip(r.experiment, r.rev, None, f"superseded by the newer run {newest.rev[:7]}")
                   for r in older]
@@ -364,7 +364,7 @@ def choose_split(runs: Sequence[Run], *, family: Family, methods: Sequence[str],
 
 def _number(tree: dict, dotted: str) -> tuple[float | None, str]:
     """The finite number at a dotted path, or None and why not."""
-    found, value = _lookup(tree, dotted)
+    found, value = lookup(tree, dotted)
     if not found:
         return None, f"no {dotted}"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -498,11 +498,11 @@ def summarize(deltas: Iterable[Delta], *, confidence: float = 0.95) -> list[Summ
 
 # ------------------------------------------------------------------------------------- outputs
 
-def _mean_sd_text(mean: float, sd: float | None) -> str:
+def mean_sd_text(mean: float, sd: float | None) -> str:
     return f"{mean:.4f} ± {'n/a' if sd is None else f'{sd:.4f}'}"
 
 
-def _interval_text(t: TInterval) -> str:
+def interval_text(t: TInterval) -> str:
     if t.lo is None:
         return f"{t.mean:+.4f} [n/a ({t.n} seed)]"
     return f"{t.mean:+.4f} [{t.lo:+.4f}, {t.hi:+.4f}]"
@@ -518,8 +518,8 @@ def markdown_table(summaries: Sequence[Summary], *, with_variant: bool = False) 
         excludes = {None: "n/a", True: "yes", False: "no"}[s.delta.excludes_zero]
         per_seed = ", ".join(f"{seed}: {d:+.4f}" for seed, d in zip(s.seeds, s.deltas, strict=True))
         rows.append([s.method, s.reference, s.metric, str(s.delta.n),
-                     _mean_sd_text(s.reference_mean, s.reference_sd),
-                     _mean_sd_text(s.method_mean, s.method_sd), _interval_text(s.delta), excludes, per_seed])
+                     mean_sd_text(s.reference_mean, s.reference_sd),
+                     mean_sd_text(s.method_mean, s.method_sd), interval_text(s.delta), excludes, per_seed])
         if with_variant:
             rows[-1].insert(0, s.variant)
     if with_variant:
@@ -647,7 +647,7 @@ def table(args: argparse.Namespace) -> None:
     write_text(out.with_name(out.name + ".md"),
                f"# Paired comparison: {', '.join(names)}\n\n{settings}\n\n{md}\n")
     if skips or value_skips:
-        print(_skip_report(skips + value_skips), file=sys.stderr)
+        print(skip_report(skips + value_skips), file=sys.stderr)
     print(settings)
     print(md)
     print(f"wrote {out}.csv and {out}.md")

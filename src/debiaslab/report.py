@@ -706,8 +706,8 @@ def _paired_table(path: Path, label: str) -> Table:
     paired = _paired()
     split, deltas = read_paired_csv(path)
     rows = [[s.variant, s.method, s.reference, s.metric, str(s.delta.n),
-             paired._mean_sd_text(s.reference_mean, s.reference_sd),
-             paired._mean_sd_text(s.method_mean, s.method_sd), paired._interval_text(s.delta),
+             paired.mean_sd_text(s.reference_mean, s.reference_sd),
+             paired.mean_sd_text(s.method_mean, s.method_sd), paired.interval_text(s.delta),
              EXCLUDES_ZERO[s.delta.excludes_zero]]
             for s in paired.summarize(deltas, confidence=0.95)]
     return Table(f"{path.stem} (split {split})", PAIRED_HEADER, rows,

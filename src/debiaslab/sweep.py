@@ -101,7 +101,7 @@ class Point:
 
 # ---------------------------------------------------------------------------------------- parsing
 
-def _lookup(tree: Any, dotted: str) -> tuple[bool, Any]:
+def lookup(tree: Any, dotted: str) -> tuple[bool, Any]:
     node = tree
     for key in dotted.split("."):
         if not isinstance(node, dict) or key not in node:
@@ -110,11 +110,11 @@ def _lookup(tree: Any, dotted: str) -> tuple[bool, Any]:
     return True, node
 
 
-def _param(data: dict, dotted: str) -> tuple[bool, Any]:
+def read_param(data: dict, dotted: str) -> tuple[bool, Any]:
     """A dotted param from any params file of one revision (params.yaml first)."""
     files = data.get("params") or {}
     for name in sorted(files, key=lambda f: f != "params.yaml"):
-        found, value = _lookup((files[name] or {}).get("data") or {}, dotted)
+        found, value = lookup((files[name] or {}).get("data") or {}, dotted)
         if found:
             return True, value
     return False, None
@@ -142,7 +142,7 @@ def _metric(data: dict, method: str, target: str, protected: str, metric: str
     if entry.get("error") or "data" not in entry:
         kind = (entry.get("error") or {}).get("type") or "unreadable"
         return None, f"no {path}" if kind == "FileNotFoundError" else f"{path}: {kind}"
-    found, m = _lookup(entry["data"], f"test.{protected}.{metric}")
+    found, m = lookup(entry["data"], f"test.{protected}.{metric}")
     if not found:
         return None, f"{path}: no test.{protected}.{metric}"
     if isinstance(m, dict):
@@ -158,7 +158,7 @@ def _hashable(value: Any) -> Any:
     return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
 
 
-def _revisions(exps: Any) -> Iterator[tuple[dict, dict | None, str | None, str]]:
+def revisions(exps: Any) -> Iterator[tuple[dict, dict | None, str | None, str]]:
     """(node, baseline node or None, state, name) for the workspace, every commit, every experiment."""
     if not isinstance(exps, list):
         raise DebiaslabError("exp show JSON: expected a list of revisions (the format of DVC >= 3), "
@@ -190,12 +190,12 @@ def parse_exp_show(exps: Any, *, param: str = DEFAULT_PARAM, methods: Sequence[s
     skips: list[Skip] = []
     param_seen = False
     all_keys: set[str] = set()
-    for order, (node, parent, state, name) in enumerate(_revisions(exps)):
+    for order, (node, parent, state, name) in enumerate(revisions(exps)):
         rev = node["rev"]
         data = node.get("data") or {}
         for f in (data.get("params") or {}).values():
             all_keys.update(_flat_keys((f or {}).get("data") or {}))
-        found, value = _param(data, param)
+        found, value = read_param(data, param)
         param_seen = param_seen or found
         if state not in (None, "success"):
             skips.append(Skip(name, rev, None, state))
@@ -208,7 +208,7 @@ def parse_exp_show(exps: Any, *, param: str = DEFAULT_PARAM, methods: Sequence[s
             skips.append(Skip(name, rev, None, f"no param {param}"))
             continue
         value = _hashable(value)
-        seed = _hashable(_param(data, seed_param)[1])
+        seed = _hashable(read_param(data, seed_param)[1])
         baseline = parent["rev"] if parent else rev
         for method in methods:
             m, why = _metric(data, method, target, protected, metric)
@@ -218,8 +218,8 @@ def parse_exp_show(exps: Any, *, param: str = DEFAULT_PARAM, methods: Sequence[s
             if parent is not None:
                 base_m, _ = _metric(parent.get("data") or {}, method, target, protected, metric)
                 pdata = parent.get("data") or {}
-                same_setting = (_hashable(_param(pdata, param)[1]) == value
-                                and _hashable(_param(pdata, seed_param)[1]) == seed)
+                same_setting = (_hashable(read_param(pdata, param)[1]) == value
+                                and _hashable(read_param(pdata, seed_param)[1]) == seed)
                 if base_m == m and not same_setting:
                     skips.append(Skip(name, rev, method, f"{metric} identical to its baseline commit "
                                       f"{baseline[:7]}: the stage did not run in this experiment"))
@@ -238,7 +238,7 @@ def parse_exp_show(exps: Any, *, param: str = DEFAULT_PARAM, methods: Sequence[s
 
 # ------------------------------------------------------------------------------ dedup, aggregation
 
-def _recency(row: Row) -> tuple:
+def recency(row: Row) -> tuple:
     """Sort key, newest first: the workspace, then by timestamp, then by position in the output."""
     ts = "9999" if row.rev == WORKSPACE else (row.timestamp or "")
     return (ts, -row.order)
@@ -252,7 +252,7 @@ def deduplicate(rows: Iterable[Row]) -> list[Row]:
         cells.setdefault((row.param_value, row.seed, row.method), []).append(row)
     out = []
     for cell in cells.values():
-        cell = sorted(cell, key=_recency, reverse=True)
+        cell = sorted(cell, key=recency, reverse=True)
         numbers = (cell[0].value, cell[0].lo, cell[0].hi)
         same = [r for r in cell if (r.value, r.lo, r.hi) == numbers]
         # identical results: prefer a committed revision over the workspace that reproduces it
@@ -391,7 +391,7 @@ def load_exp_show(path: str | None, revs: Sequence[str] | None) -> Any:
         raise DebiaslabError(f"dvc exp show printed no JSON ({err.msg})") from None
 
 
-def _skip_report(skips: Sequence[Skip]) -> str:
+def skip_report(skips: Sequence[Skip]) -> str:
     """One line: each named experiment and why it was (partly) skipped; commits only counted."""
     by_exp: dict[tuple[str, str], list[Skip]] = {}
     for s in skips:
@@ -451,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     save_figure(plot_sweep(points, param=args.param, target=args.target, protected=args.protected,
                            metric=args.metric, methods=methods), png_path, dpi=120)
     if skips:
-        print(_skip_report(skips), file=sys.stderr)
+        print(skip_report(skips), file=sys.stderr)
     dropped = [r for r in rows if r.status != "used"]
     if dropped:
         print(f"not counted: {sum(r.status == 'duplicate' for r in dropped)} duplicate and "
