@@ -524,6 +524,11 @@ def markdown_table(summaries: Sequence[Summary], *, with_variant: bool = False) 
             rows[-1].insert(0, s.variant)
     if with_variant:
         header.insert(0, "variant")
+    return markdown(header, rows)
+
+
+def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub markdown table."""
     lines = [header, ["---"] * len(header), *rows]
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
 
@@ -695,6 +700,17 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                         "(faces: train.seed, digits: debias_train.seed)")
     t.add_argument("--confidence", default="0.95", help="of the t-interval (default: %(default)s)")
     t.add_argument("--out", help="output path without suffix (default: reports/paired/NAME)")
+
+    g = sub.add_parser("grid", help="the GAN chain's diagnostics and Δ, one column per variant",
+                       description="For each --name (e.g. renderer-gt renderer-h dcgan-gt dcgan-h): SVM "
+                                   "accuracy, cos(w_t, w_g), label agreement, flipped/kept by each judge "
+                                   "(mean ± sd over seeds) and Δ = augmented − baseline of the fairness "
+                                   "metrics (mean [95% t-interval]); writes OUT.csv and OUT.md.")
+    g.add_argument("--name", action="append", required=True, help="experiment name prefix; one per variant")
+    g.add_argument("--input", help="a saved `dvc exp show --json -A` file instead of running DVC")
+    g.add_argument("--target", help="the classifier's target attribute (default Smiling)")
+    g.add_argument("--protected", help="the protected attribute (default Eyeglasses)")
+    g.add_argument("--out", help="output path without suffix (default: reports/paired/grid)")
     return ap.parse_args(argv)
 
 
@@ -703,6 +719,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
     if args.command == "queue":
         queue(args)
+    elif args.command == "grid":
+        from debiaslab.latent_grid import grid  # it builds on this module
+
+        grid(args)
     else:
         table(args)
 

@@ -717,10 +717,33 @@ def _paired_table(path: Path, label: str) -> Table:
                  "same seeds.")
 
 
+def _grid_table(path: Path, label: str) -> Table | None:
+    """A ``paired grid`` CSV (told apart by its header) as latent_grid lays it out, or None for a
+    file of another layout."""
+    from . import latent_grid  # imports paired: see _paired
+
+    try:
+        text = Path(path).read_text()
+    except UnicodeDecodeError:
+        raise DebiaslabError(f"{path}: not a CSV (not UTF-8 text)") from None
+    if text.partition("\n")[0].strip() != ",".join(latent_grid.GRID_COLUMNS):
+        return None
+    try:
+        header, rows = latent_grid.grid_table(latent_grid.read_grid_csv(text))
+    except (ValueError, csv.Error) as err:
+        raise DebiaslabError(f"{path}: {err}") from None
+    return Table(f"{path.stem}: the GAN chain, variant by variant", header, rows,
+                 f"From {label} (python -m debiaslab.paired grid). {latent_grid.GRID_NOTE}")
+
+
 def paired_tables(reports_root: Path) -> list[Table]:
-    """reports/paired/NAME.csv: one table per file; hidden files (an atomic write) are skipped."""
-    return [_paired_table(path, f"{reports_root.name}/{path.relative_to(reports_root).as_posix()}")
-            for path in metrics_files(reports_root, "paired/*.csv")]
+    """reports/paired/NAME.csv: one table per file, a paired Δ table or a grid by its header;
+    hidden files (an atomic write) are skipped."""
+    tables = []
+    for path in metrics_files(reports_root, "paired/*.csv"):
+        label = f"{reports_root.name}/{path.relative_to(reports_root).as_posix()}"
+        tables.append(_grid_table(path, label) or _paired_table(path, label))
+    return tables
 
 
 # ----------------------------------------------------------------------------- sections
@@ -783,7 +806,9 @@ PAIRED_TEXT = (
     "that excludes 0 is evidence of a real effect; one that contains it is not (more seeds narrow it). "
     "The sign to hope for depends on the metric: AP and accuracies are better higher (Δ > 0), the "
     "fairness gaps DEO, EO_gap and KL better lower (Δ < 0), BA better nearer 0. A variant is one "
-    "experiment name (e.g. a generator × label source); a table may hold several.")
+    "experiment name (e.g. a generator × label source); a table may hold several. A grid puts the GAN "
+    "chain's variants side by side, with what the chain did on the way (SVM accuracy, cos(w_t, w_g), "
+    "label agreement, flipped/kept by each judge) above what it achieved, to show where it fails.")
 
 # Sections built from the metrics folder, then those built from the reports folder.
 SECTIONS: tuple[tuple[str, str, str, Callable[[Path], list[Table]]], ...] = (
