@@ -1,4 +1,4 @@
-"""Stage train_gan: the generator whose latent space is edited (gan.source: train | checkpoint | hub |
+"""Stage train_gan: the generator whose latent space is edited (gan.source: train | checkpoint | pgan |
 renderer)."""
 
 import numpy as np
@@ -92,10 +92,19 @@ def from_checkpoint(p, device, size: int):
 
     G = load_generator(p.checkpoint, device, latent_dim=p.latent_dim)
     if not isinstance(G, Generator):
-        raise DebiaslabError(f"{p.checkpoint}: points to the hub PGAN, not to weights; use gan.source=hub")
+        raise DebiaslabError(f"{p.checkpoint}: holds a {type(G).__name__}, not a DCGAN of train_gan; "
+                             "for a PGAN release use gan.source=pgan")
     if G.image_size != size:
         raise DebiaslabError(f"{p.checkpoint}: the generator draws {G.image_size}-px images, "
                              f"prepare.image_size is {size}")
+    return G
+
+
+def from_release(p, device, size: int):
+    from debiaslab.pgan import PretrainedGenerator, load_pgan_generator
+
+    G = PretrainedGenerator(load_pgan_generator(p.checkpoint, device=device), size)
+    check_latent_dim(G, p.latent_dim, f"gan.source=pgan ({p.checkpoint})")
     return G
 
 
@@ -119,13 +128,11 @@ def main() -> None:
         G = renderer_gan.from_checkpoint(ckpt, OUT)
         not_trained("renderer")
         save_torch(OUT, ckpt)
-    else:  # the public PGAN: nothing to store but the choice; it is downloaded when used
-        from debiaslab.gan_hub import load_hub_generator
-
-        G = load_hub_generator(image_size=size, device=device)
-        check_latent_dim(G, p.latent_dim, "gan.source=hub")
-        not_trained("hub")
-        save_torch(OUT, {"source": "hub", "config": {"image_size": size}})
+    else:  # a PGAN release (pytorch_GAN_zoo's format), read natively and stored weights-only
+        G = from_release(p, device, size)
+        not_trained(f"pgan {p.checkpoint}")
+        save_torch(OUT, {"source": "pgan", "config": {"latent_dim": G.latent_dim, "image_size": size},
+                         "pgan": G.net.release_config, "state_dict": G.net.state_dict()})
     save_grid(G, p, device, f"{SAMPLES}/final.png")
     print(f"train_gan: {p.source} generator, {G.latent_dim}-d latents, {size} px on {device}")
 

@@ -1,11 +1,14 @@
 """The GAN chain's stages on bad input: one clear line, exit code 2, nothing half-written."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from test_stages import assert_one_line_error, run_stage, workdir  # noqa: F401 - shared fixture
 
-from debiaslab.gan import Generator, generator_config
+from debiaslab.gan import Generator, generator_config, load_generator
 from debiaslab.io import save_torch
 
 
@@ -67,3 +70,39 @@ def test_oracle_refuses_an_attribute_synthfaces_does_not_draw(workdir):  # noqa:
     proc = run_stage(workdir, "oracle.py", params={"attributes": {"targets": ["Smiling"],
                                                                   "protected": ["Male"]}})
     assert_one_line_error(proc, "SynthFaces does not draw 'Male'", "oracle.enabled: false")
+
+
+PGAN_FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pgan_zoo"
+needs_pgan_fixture = pytest.mark.skipif(not (PGAN_FIXTURE / "checkpoint.pth").is_file(),
+                                        reason=f"{PGAN_FIXTURE} (pytorch_GAN_zoo's release format) is absent")
+
+
+@needs_pgan_fixture
+def test_pgan_source_stores_the_release_weights_and_samples_like_the_release(workdir):  # noqa: F811
+    """train_gan with gan.source=pgan reads the release natively; sample_latents then draws from the
+    stored generator.pt what the repository's own code drew (expected.pt), resized to the data's size."""
+    params = {"prepare": {"image_size": 32}, "gan": {
+        "source": "pgan", "checkpoint": str(PGAN_FIXTURE / "checkpoint.pth"), "latent_dim": 32}}
+    proc = run_stage(workdir, "train_gan.py", params=params)
+    assert proc.returncode == 0, proc.stderr
+    assert "pgan generator, 32-d latents, 32 px" in proc.stdout
+    G = load_generator(workdir / "models/gan/generator.pt", torch.device("cpu"), latent_dim=32)
+    expected = torch.load(PGAN_FIXTURE / "expected.pt", weights_only=True)
+    with torch.no_grad():
+        images = G(expected["z"])
+    resized = torch.nn.functional.interpolate(expected["avgG_out"], size=(32, 32), mode="bilinear",
+                                              align_corners=False, antialias=True).clamp(-1, 1)
+    torch.testing.assert_close(images, resized, atol=1e-5, rtol=1e-5)
+    assert not any(p.requires_grad for p in G.parameters())
+
+
+@needs_pgan_fixture
+def test_pgan_source_with_wrong_latent_size_or_no_file(workdir, tmp_path):  # noqa: F811
+    out = workdir / "models/gan/generator.pt"  # the workdir is shared: another test may have written it
+    before = out.stat().st_mtime_ns if out.exists() else None
+    proc = run_stage(workdir, "train_gan.py", params={"gan": {
+        "source": "pgan", "checkpoint": str(PGAN_FIXTURE / "checkpoint.pth"), "latent_dim": 64}})
+    assert_one_line_error(proc, "latent size mismatch", "takes 32-d latents, got 64-d")
+    assert (out.stat().st_mtime_ns if out.exists() else None) == before
+    proc = run_stage(workdir, "train_gan.py", params={"gan": {"source": "pgan", "checkpoint": None}})
+    assert_one_line_error(proc, "gan.source=pgan needs a file path here")

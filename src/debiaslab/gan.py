@@ -5,7 +5,7 @@ and an edit along one normal changes one attribute. On two CPU cores the GAN get
 days, so it uses what converges fastest at small scale: hinge loss with spectral normalisation in
 the discriminator (stable without tuning), Adam with beta1 = 0, bf16 autocast + channels_last, and
 an exponential moving average of the generator's weights (smoother samples, smoother latent space).
-The pretrained CelebA PGAN of the paper is available through :mod:`debiaslab.gan_hub`.
+The pretrained CelebA PGAN of the paper is available through :mod:`debiaslab.pgan` (a native generator).
 """
 
 from __future__ import annotations
@@ -184,8 +184,8 @@ def generator_config(generator: Generator) -> dict:
 
 
 def load_generator(path, device: torch.device, *, latent_dim: int | None = None) -> nn.Module:
-    """The generator saved by the train_gan stage (weights only), or the hub PGAN or the renderer
-    it points to;
+    """The generator saved by the train_gan stage (weights only): a DCGAN, a PGAN release's weights
+    or the renderer's settings;
     with ``latent_dim``, a clear error unless the generator takes latents of that size."""
     from pathlib import Path
 
@@ -199,10 +199,15 @@ def load_generator(path, device: torch.device, *, latent_dim: int | None = None)
         from .renderer_gan import from_checkpoint
 
         generator = from_checkpoint(ckpt, str(path))
-    elif ckpt.get("source") == "hub":
-        from .gan_hub import load_hub_generator
+    elif ckpt.get("source") == "pgan":
+        from .pgan import PGANGenerator, PretrainedGenerator, pgan_options
 
-        generator = load_hub_generator(image_size=config["image_size"], device=device)
+        try:
+            net = PGANGenerator(pgan_options(ckpt["pgan"], f"{path}: pgan"))
+        except (DebiaslabError, TypeError, AttributeError) as err:
+            raise DebiaslabError(f"{path}: not a PGAN checkpoint of this project ({err})") from None
+        load_module_weights(net, ckpt["state_dict"], str(path))
+        generator = PretrainedGenerator(net.to(device), config["image_size"])
     else:
         try:
             generator = Generator(**config).to(device, memory_format=torch.channels_last)
@@ -219,14 +224,14 @@ def _checked_config(ckpt, path) -> dict:
     what = f"{path}: not a GAN checkpoint of this project"
     if not isinstance(ckpt, dict):
         raise DebiaslabError(f"{what} (it holds {describe(ckpt)}, not a dict)")
-    needed = {"hub": ("config",), "renderer": ("config", "render")}.get(ckpt.get("source"),
-                                                                       ("config", "state_dict"))
+    needed = {"pgan": ("config", "pgan", "state_dict"), "renderer": ("config", "render")}.get(
+        ckpt.get("source"), ("config", "state_dict"))
     if missing := missing_keys(ckpt, needed):
         classifier = not missing_keys(ckpt, ("method", "train", "meta"))
         raise DebiaslabError(f"{what} (missing keys: {', '.join(missing)}"
                              f"{'; it looks like a classifier checkpoint' if classifier else ''})")
     config = ckpt["config"]
-    keys = {"hub": ("image_size",), "renderer": ("latent_dim", "image_size")}.get(
+    keys = {"pgan": ("latent_dim", "image_size"), "renderer": ("latent_dim", "image_size")}.get(
         ckpt.get("source"), ("latent_dim", "width", "image_size"))
     if (not isinstance(config, dict) or set(config) - {"latent_dim", "width", "image_size"}
             or any(not isinstance(config.get(k), int) or config[k] < 1 for k in keys)):

@@ -39,7 +39,7 @@ MAX_IMAGES = 10_000_000  # images rendered, generated or drawn (CelebA has 202,5
 MAX_BOOT = 10_000  # bootstrap resamples: an (n_boot, n_test) float64 matrix, 1.6 GB at 20,000
 MAX_BINS = 1_000  # KL histogram bins: an (n_test, bins) one-hot matrix
 MAX_WIDTH = 1_024  # channels of a network's narrowest block (the GAN's base has 8x as many)
-MAX_LATENT_DIM = 4_096  # the hub PGAN's latents have 512
+MAX_LATENT_DIM = 4_096  # the CelebA PGAN's latents have 512
 MAX_WORKERS = 1_024  # processes of a process pool, or of torchrun on one node
 
 # Each training method's hyperparameters and their defaults: the one list that the methods'
@@ -295,11 +295,13 @@ class LeakageParams(Checked):
 
 @dataclass(frozen=True)
 class GanParams(Checked):
-    """The generator of the latent-space method: a DCGAN trained here, a saved one, the hub PGAN, or
-    (SynthFaces only) the renderer itself, an ideal generator whose latent space is known."""
+    """The generator of the latent-space method: a DCGAN trained here, a saved one, a PGAN release
+    (the paper's CelebA model), or (SynthFaces only) the renderer itself, an ideal generator whose
+    latent space is known."""
 
-    source: Literal["train", "checkpoint", "hub", "renderer"] = "train"
-    checkpoint: str | None = None  # source=checkpoint: a generator.pt written by train_gan
+    source: Literal["train", "checkpoint", "pgan", "renderer"] = "train"
+    # source=checkpoint: a generator.pt written by train_gan; source=pgan: a pytorch_GAN_zoo release .pth
+    checkpoint: str | None = None
     latent_dim: int = count(64, 1, MAX_LATENT_DIM)
     g_width: int = count(16, 1, MAX_WIDTH)  # generator channels at the last level; 8x at the 4x4 base
     d_width: int = count(16, 1, MAX_WIDTH)
@@ -316,8 +318,8 @@ class GanParams(Checked):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.source == "checkpoint" and not self.checkpoint:
-            raise ValueError("checkpoint: gan.source=checkpoint needs a file path here")
+        if self.source in ("checkpoint", "pgan") and not self.checkpoint:
+            raise ValueError(f"checkpoint: gan.source={self.source} needs a file path here")
 
 
 @dataclass(frozen=True)

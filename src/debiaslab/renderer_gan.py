@@ -195,7 +195,7 @@ def from_checkpoint(ckpt: dict, path: str) -> RendererGenerator:
 
 def renderer_at(path, device) -> RendererGenerator | None:
     """The renderer generator if ``path`` (train_gan's output) describes one, else None, without
-    building the GAN it describes (the hub PGAN would be downloaded)."""
+    building the GAN it describes."""
     from .checkpoints import load_weights_file
 
     ckpt = load_weights_file(path, device, what="GAN checkpoint")
