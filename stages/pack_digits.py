@@ -1,23 +1,38 @@
-"""Stage pack_digits SEVERITY: decode one severity's folders once into uint8 arrays."""
+"""Stage pack_digits SEVERITY: decode one severity of the bias set once into uint8 arrays.
 
+The bias set is ``bias_data``: the project's Colored Digits (data/colored_digits, the default) or
+a downloaded BiasEnsemble release (cmnist, bffhq, bar, dogs_cats) read in its own layout from
+``bias_data.root``, which is only read. The output is data/digits/SEVERITY whichever it is, so
+bias_ensemble and train_debias run unchanged.
+"""
+
+import math
 import sys
 
 from debiaslab import stage_args
 from debiaslab.bias_folder import pack_bias_folder
 from debiaslab.colored_digits import severity_dir
 from debiaslab.errors import stage_main
-from debiaslab.params import load_params
-
-SOURCE = "data/colored_digits"
+from debiaslab.params import PAPER_ITERATIONS, bias_image_size, bias_preset, load_params
 
 
 @stage_main("pack_digits")
 def main(argv: list[str]) -> None:
     (severity,) = stage_args.arguments(argv, "SEVERITY")
-    stage_args.severity(severity, load_params("colored_digits")["colored_digits"].severities)
-    meta = pack_bias_folder(SOURCE, severity_dir(float(severity)), f"data/digits/{severity}",
-                            workers=2)
+    params = load_params("colored_digits", "bias_data")
+    stage_args.severity(severity, params["colored_digits"].severities)
+    data = params["bias_data"]
+    meta = pack_bias_folder(data.root, severity_dir(float(severity)), f"data/digits/{severity}",
+                            image_size=bias_image_size(data), workers=2, layout=data.dataset)
     print(f"pack_digits {severity}: {meta.get('counts', meta)}")
+    preset = bias_preset(data)
+    if preset:  # the paper counts iterations; this project counts epochs
+        n, batch = meta["counts"]["train"]["images"], preset["debias_train"]["batch_size"]
+        epochs = {k: math.ceil(v * batch / n) for k, v in PAPER_ITERATIONS.items()}
+        print(f"pack_digits {severity}: {data.dataset} paper preset: {PAPER_ITERATIONS['train']:,} "
+              f"iterations of batch {batch} are {epochs['train']} epochs of these {n:,} images "
+              f"(debias_train.epochs), {PAPER_ITERATIONS['bias_ensemble']:,} are "
+              f"{epochs['bias_ensemble']} (bias_ensemble.epochs)")
 
 
 if __name__ == "__main__":

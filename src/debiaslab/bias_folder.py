@@ -14,6 +14,15 @@ are skipped; anything else that does not fit is an error naming the file. Labels
 file name only; a ``<class>/`` folder must agree with the target, and ``align``/``conflict`` with
 whether target equals bias. Labels are class indices 0..K-1, K the number of classes in the
 training split (bias labels too: a sample is bias-aligned when its bias label is its class).
+
+That permissive reading is the ``colored_digits`` layout, the project's own. A downloaded release
+is read in its own layout, exactly as BiasEnsemble's ``data/util.py`` globs it (:data:`LAYOUTS`):
+``cmnist`` and ``dogs_cats`` keep ``valid/`` (flat) inside the severity folder and ``test/<class>/``
+at the root; ``bffhq`` keeps ``valid/`` and ``test/`` flat at the root; ``bar`` has no severity
+folders for the aligned samples (``train/align/<class>/``, ``train/conflict/<severity>/<class>/``,
+``valid/<class>/``, ``test/<class>/``) and, as the original does, takes a training sample's bias
+label from its folder (aligned: its class; conflicting: class + 1 mod K), not from its name.
+Anything else in those folders is an error naming the folder and the layout expected.
 """
 
 from __future__ import annotations
@@ -57,6 +66,72 @@ class BiasFolder(dict):
         self.root, self.severity_dir, self.classes = root, severity_dir, classes
 
 
+class Layout(NamedTuple):
+    """Where one release keeps each split, relative to its root; ``{sev}`` is the severity folder.
+
+    A split folder holds ``classes`` (only ``<class>/`` folders of files), ``flat`` (only files) or
+    ``either`` (both: the ``colored_digits`` layout's leniency)."""
+
+    title: str
+    align: str
+    conflict: str
+    valid: str
+    valid_holds: str
+    test: str
+    test_holds: str
+    bias_from_folder: bool = False  # BAR: train bias labels from align/conflict, not the name
+
+    def describe(self) -> str:
+        def holds(template: str, kind: str) -> str:
+            where = template.format(sev="<severity>")
+            return f"{where}/<class>/" if kind == "classes" else f"{where}/ (flat)"
+        return (f"a {self.title} folder: {holds(self.align, 'classes')}, "
+                f"{holds(self.conflict, 'classes')}, {holds(self.valid, self.valid_holds)}, "
+                f"{holds(self.test, self.test_holds)}, files named {EXPECTED_NAME}")
+
+
+# Each release as BiasEnsemble's data/util.py reads it (CMNISTDataset, bFFHQDataset, BARDataset,
+# DogCatDataset; DisEnt's README draws the same CMNIST and BFFHQ trees).
+LAYOUTS = {
+    "colored_digits": Layout("Colored Digits", "{sev}/align", "{sev}/conflict", "valid", "either",
+                             "test", "either"),
+    "cmnist": Layout("Colored MNIST (cmnist)", "{sev}/align", "{sev}/conflict", "{sev}/valid", "flat",
+                     "test", "classes"),
+    "bffhq": Layout("BFFHQ (bffhq)", "{sev}/align", "{sev}/conflict", "valid", "flat", "test", "flat"),
+    "bar": Layout("BAR (bar)", "train/align", "train/conflict/{sev}", "valid", "classes", "test",
+                  "classes", bias_from_folder=True),
+    "dogs_cats": Layout("Dogs & Cats (dogs_and_cats)", "{sev}/align", "{sev}/conflict", "{sev}/valid",
+                        "flat", "test", "classes"),
+}
+SEVERITY_DIR = re.compile(r"^[0-9.]+pct$")
+
+
+def guess_layout(root: Path) -> str | None:
+    """The release ``root`` looks like, from its top folders only (for hints in error messages)."""
+    if (root / "train" / "align").is_dir():
+        return "bar"
+    sevs = [p for p in root.glob("*pct") if p.is_dir() and SEVERITY_DIR.match(p.name)]
+    if not sevs:
+        return None
+    if any((p / "valid").is_dir() for p in sevs):
+        return "cmnist or dogs_cats"
+    if (root / "test").is_dir() and any(p.is_file() for p in (root / "test").iterdir()):
+        return "bffhq"
+    return "colored_digits"
+
+
+def _layout_error(root: Path, layout: str, problem: str) -> DebiaslabError:
+    spec = LAYOUTS[layout]
+    hint = ""
+    guess = guess_layout(root)
+    if guess is not None and layout not in guess.split(" or "):
+        hint = f"; it looks like {guess} (set bias_data.dataset)"
+    inner = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if guess is None and any(name in inner for name in ("cmnist", "bffhq", "bar", "dogs_and_cats")):
+        hint = f"; it holds {', '.join(inner)}/: point bias_data.root at one of them"
+    return DebiaslabError(f"{root}: not {spec.describe()} ({problem}){hint}")
+
+
 # --------------------------------------------------------------------------- reading
 def parse_name(path: Path) -> tuple[int, int]:
     """(target, bias) from a file name ending in ``_<target>_<bias>.<ext>``."""
@@ -93,14 +168,19 @@ class _Scanner:
         with os.scandir(folder) as it:
             return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
 
-    def images(self, folder: Path, *, flat: bool, sub: str | None) -> list[tuple[Path, int, int]]:
+    def images(self, folder: Path, *, flat: bool, sub: str | None,
+               holds: str | None = None) -> list[tuple[Path, int, int]]:
         """Files of one split folder: ``<class>/`` folders, plus loose files when ``flat``.
 
-        ``sub`` is "align" or "conflict" to check target == bias (or !=), else None.
+        ``holds`` "flat" refuses subfolders. ``sub`` is "align" or "conflict" to check target ==
+        bias (or !=), else None.
         """
         found = []
         for entry in self.entries(folder):
             path = folder / entry.name
+            if entry.is_dir() and holds == "flat":
+                raise DebiaslabError(f"{path}: unexpected folder (expected the files directly in "
+                                     f"{folder}/, named {EXPECTED_NAME})")
             if entry.is_dir():
                 if not LABEL_PATTERN.match(entry.name):
                     raise DebiaslabError(f"{path}: unexpected folder (expected class folders named "
@@ -149,14 +229,20 @@ def _as_split(rows: list[tuple[Path, int, int]]) -> BiasSplit:
     return BiasSplit([r[0] for r in rows], target, bias, target == bias)
 
 
-def read_bias_folder(root: str | Path, severity_dir: str) -> BiasFolder:
+def read_bias_folder(root: str | Path, severity_dir: str, layout: str = "colored_digits") -> BiasFolder:
     """Index train (= align + conflict of ``severity_dir``), valid and test; see the module doc."""
     root = Path(root)
-    if not root.is_dir():
+    if layout not in LAYOUTS:
+        raise DebiaslabError(f"{root}: unknown layout {layout!r} (expected one of: {', '.join(LAYOUTS)})")
+    if not root.exists():
         raise DebiaslabError(f"{root}: dataset root folder not found")
+    if not root.is_dir():
+        raise DebiaslabError(f"{root}: dataset root is not a folder (expected {LAYOUTS[layout].describe()})")
     if not severity_dir or Path(severity_dir).name != severity_dir or severity_dir in (".", ".."):
         raise DebiaslabError(f"{root}: severity folder {severity_dir!r} must be a single folder name "
                              "such as '0.5pct'")
+    if layout != "colored_digits":
+        return _read_release(root, severity_dir, layout)
     scan = _Scanner(root)
     sev = scan.folder(root / severity_dir, f"the severity folder {severity_dir}/ under {root}")
     train = []
@@ -173,6 +259,45 @@ def read_bias_folder(root: str | Path, severity_dir: str) -> BiasFolder:
         if not rows[split]:
             raise DebiaslabError(f"{where[split]}: no images found for the {split} split "
                                  f"(expected files named {EXPECTED_NAME})")
+    classes = _check_label_range(rows)
+    splits = {split: _as_split(rows[split]) for split in SPLITS}
+    return BiasFolder(splits, root=root, severity_dir=severity_dir, classes=classes)
+
+
+def _read_release(root: Path, severity_dir: str, layout: str) -> BiasFolder:
+    """A downloaded release, strictly in ``LAYOUTS[layout]``: every folder where the original globs."""
+    spec = LAYOUTS[layout]
+    scan = _Scanner(root)
+
+    def folder(template: str, split: str) -> Path:
+        path = root / template.format(sev=severity_dir)
+        if path.is_dir():
+            scan.check_inside(path)
+            return path
+        if "{sev}" in template:
+            base = root / template.split("{sev}")[0]
+            found = sorted(p.name for p in base.iterdir() if p.is_dir() and SEVERITY_DIR.match(p.name)) \
+                if base.is_dir() else []
+            if found and not (base / severity_dir).is_dir():
+                raise DebiaslabError(f"{base / severity_dir}: severity folder not found (found: "
+                                     f"{', '.join(found)}; set colored_digits.severities to those)")
+        raise _layout_error(root, layout, f"no {template.format(sev=severity_dir)}/ for the {split} split")
+
+    align = scan.images(folder(spec.align, "train"), flat=False,
+                        sub=None if spec.bias_from_folder else "align")
+    conflict = scan.images(folder(spec.conflict, "train"), flat=False,
+                           sub=None if spec.bias_from_folder else "conflict")
+    rows = {"train": align + conflict}
+    for split, template, holds in (("valid", spec.valid, spec.valid_holds),
+                                   ("test", spec.test, spec.test_holds)):
+        rows[split] = scan.images(folder(template, split), flat=holds == "flat", sub=None, holds=holds)
+    for split in SPLITS:
+        if not rows[split]:
+            raise _layout_error(root, layout, f"no images for the {split} split")
+    if spec.bias_from_folder:  # BAR: the original's labels, whatever the name's bias field says
+        k = len({target for _, target, _ in rows["train"]})
+        rows["train"] = ([(p, t, t) for p, t, _ in align]
+                         + [(p, t, (t + 1) % k) for p, t, _ in conflict])
     classes = _check_label_range(rows)
     splits = {split: _as_split(rows[split]) for split in SPLITS}
     return BiasFolder(splits, root=root, severity_dir=severity_dir, classes=classes)
@@ -229,14 +354,16 @@ def _pack_split(split: BiasSplit, path: Path, size: tuple[int, int], resize: boo
 
 
 def pack_bias_folder(root: str | Path, severity_dir: str, out_dir: str | Path, *,
-                     image_size: int | None = None, workers: int = 1, progress: bool = True) -> dict:
+                     image_size: int | None = None, workers: int = 1, progress: bool = True,
+                     layout: str = "colored_digits") -> dict:
     """Decode every split once into ``<split>.npy`` (N, H, W, 3) uint8 + ``<split>_labels.csv``.
 
     The CSV has columns image (path relative to ``root``), target, bias, aligned (0/1). Without
     ``image_size`` every image must share the first training image's size; with it, each is resized
-    to image_size x image_size. ``out_dir`` appears whole or not at all; returns meta.json's content.
+    to image_size x image_size. ``out_dir`` appears whole or not at all; returns meta.json's content
+    (with ``dataset``, the layout, for every layout but the default ``colored_digits``).
     """
-    folder = read_bias_folder(root, severity_dir)
+    folder = read_bias_folder(root, severity_dir, layout)
     root = folder.root
     if image_size is not None:
         if not isinstance(image_size, (int, np.integer)) or image_size < 1:
@@ -258,5 +385,7 @@ def pack_bias_folder(root: str | Path, severity_dir: str, out_dir: str | Path, *
                             "conflicting": int((~split.aligned).sum())}
         meta = {"source": str(root), "severity_dir": severity_dir, "image_size": list(size),
                 "resized": resize, "classes": folder.classes, "counts": counts}
+        if layout != "colored_digits":
+            meta["dataset"] = layout
         write_json(tmp / "meta.json", meta)
     return meta

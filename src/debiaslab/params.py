@@ -254,6 +254,98 @@ class BiasEnsembleParams(Checked):
                              f"seeded with seed * 1000 + m), got {self.seed}")
 
 
+BIAS_DATASETS = ("colored_digits", "cmnist", "bffhq", "bar", "dogs_cats")
+MAX_PACK_SIZE = 512  # side of packed bias-set images: 20,000 at 512x512x3 are 15 GB already
+
+
+@dataclass(frozen=True)
+class BiasDataParams:
+    """The bias set that pack_digits -> bias_ensemble -> train_debias run on: the project's Colored
+    Digits (default) or a downloaded BiasEnsemble release, read in that release's layout
+    (debiaslab.bias_folder.LAYOUTS). ``colored_digits.severities`` names the severities of either."""
+
+    dataset: Literal["colored_digits", "cmnist", "bffhq", "bar", "dogs_cats"] = "colored_digits"
+    root: str = "data/colored_digits"  # the release folder, e.g. dataset/bffhq (only read, never written)
+    image_size: int | None = None  # resize to NxN; null: the preset's (224 for BFFHQ, BAR, Dogs & Cats)
+    preset: Literal["paper", "none"] = "paper"  # paper: BIAS_PRESETS[dataset] replaces its keys
+
+    def __post_init__(self) -> None:
+        if not self.root or any(ord(c) < 32 for c in self.root):
+            raise ValueError(f"root: expected a folder path, got {self.root!r}")
+        if self.dataset != "colored_digits" and Path(self.root) == Path("data/colored_digits"):
+            raise ValueError(f"root: dataset {self.dataset} reads a downloaded release; set root to its "
+                             f"folder (e.g. dataset/{BIAS_RELEASE_FOLDERS[self.dataset]}), not "
+                             "data/colored_digits")
+        if self.image_size is not None:
+            Bounds(8, MAX_PACK_SIZE, integer=True).check("image_size", self.image_size)
+
+
+# The folder each release unzips to (BiasEnsemble's scripts/unzip_codes/*.sh).
+BIAS_RELEASE_FOLDERS = {"cmnist": "cmnist", "bffhq": "bffhq", "bar": "bar", "dogs_cats": "dogs_and_cats"}
+
+# The paper's hyperparameters per downloaded dataset (BiasEnsemble's README and
+# scripts/train_codes/train_*.sh, learner.py's data2model / data2batch_size, data/util.py's
+# transforms): applied over `debias_train` and `hparams` when bias_data.preset is "paper"
+# (see apply_bias_preset). Adam, no weight decay, 50,000 iterations (curr_step 10,000 of them before
+# DisEnt's swap: swap_after 0.2); BiasEnsemble's 5 GCE members, tau 0.99, 3 votes, q 0.7 are
+# bias_ensemble's defaults already. Epochs stay debias_train.epochs: pack_digits reports the
+# epochs that make the paper's iterations on the packed set. Colored Digits has no preset.
+_PAPER_LFF = {"q": 0.7, "ema_alpha": 0.7}
+BIAS_PRESETS: dict[str, dict[str, Any]] = {
+    "cmnist": {"image_size": None,  # 28x28 as released
+               "debias_train": {"arch": "mlp", "lr": 0.01, "batch_size": 256, "hflip": False},
+               "hparams": {"lff": _PAPER_LFF, "disent": {**_PAPER_LFF, "lambda_dis_align": 10.0,
+                                                          "lambda_swap_align": 10.0, "lambda_swap": 1.0,
+                                                          "swap_after": 0.2}}},
+    "bffhq": {"image_size": 224,
+              "debias_train": {"arch": "resnet18", "lr": 1e-4, "batch_size": 64, "hflip": True},
+              "hparams": {"lff": _PAPER_LFF, "disent": {**_PAPER_LFF, "lambda_dis_align": 2.0,
+                                                         "lambda_swap_align": 2.0, "lambda_swap": 0.1,
+                                                         "swap_after": 0.2}}},
+    "dogs_cats": {"image_size": 224,
+                  "debias_train": {"arch": "resnet18", "lr": 1e-4, "batch_size": 64, "hflip": True},
+                  "hparams": {"lff": _PAPER_LFF, "disent": {**_PAPER_LFF, "lambda_dis_align": 1.0,
+                                                             "lambda_swap_align": 1.0, "lambda_swap": 1.0,
+                                                             "swap_after": 0.2}}},
+    # the paper starts BAR from ImageNet weights: a local file in debias_train.weights
+    "bar": {"image_size": 224,
+            "debias_train": {"arch": "resnet18", "lr": 1e-5, "batch_size": 64, "hflip": True},
+            "hparams": {"lff": _PAPER_LFF, "disent": {**_PAPER_LFF, "lambda_dis_align": 1.0,
+                                                       "lambda_swap_align": 1.0, "lambda_swap": 1.0,
+                                                       "swap_after": 0.2}}},
+}
+PAPER_ITERATIONS = {"train": 50_000, "bias_ensemble": 1_000}  # train.py num_steps, biased_model_train_iter
+
+
+def bias_preset(data: BiasDataParams) -> dict[str, Any]:
+    """The preset bias_data selects: BIAS_PRESETS[dataset] under preset "paper", else none."""
+    return BIAS_PRESETS.get(data.dataset, {}) if data.preset == "paper" else {}
+
+
+def bias_image_size(data: BiasDataParams) -> int | None:
+    """bias_data.image_size if set, else the preset's (None: keep the files' own size)."""
+    return data.image_size if data.image_size is not None else bias_preset(data).get("image_size")
+
+
+def apply_bias_preset(params: dict[str, Any], data: BiasDataParams) -> dict[str, Any]:
+    """``params`` with the preset's values over ``debias_train`` and, when loaded with it, over the
+    lff/disent entries of ``hparams`` (their ``_be`` entries too): the groups the Colored Digits
+    stages read. Faces stages read other train groups and are left alone."""
+    preset = bias_preset(data)
+    if not preset or "debias_train" not in params:
+        return params
+    out = dict(params)
+    out["debias_train"] = dataclasses.replace(params["debias_train"], **preset["debias_train"])
+    if "hparams" in params:
+        hparams = {method: dict(values) for method, values in params["hparams"].items()}
+        for method, values in preset["hparams"].items():
+            for name in (method, f"{method}_be"):
+                if name == method or name in hparams:
+                    hparams[name] = {**hparams.get(name, {}), **{k: float(v) for k, v in values.items()}}
+        out["hparams"] = hparams
+    return out
+
+
 @dataclass(frozen=True)
 class FacesBiasParams:
     """SynthFaces as a BFFHQ-like benchmark: one binary target, one binary bias attribute."""
@@ -462,6 +554,7 @@ GROUPS: dict[str, Any] = {
     "colored_digits": ColoredDigitsParams,
     "bias_ensemble": BiasEnsembleParams,
     "debias_train": TrainParams,  # the `train` schema, for the Colored Digits models
+    "bias_data": BiasDataParams,  # which bias set those stages read, and its preset
     "faces_bias": FacesBiasParams,
     "faces_debias_train": TrainParams,
     "faces_bias_ensemble": BiasEnsembleParams,
@@ -648,6 +741,12 @@ def load_params(*groups: str, path: str | Path = "params.yaml") -> dict[str, Any
                          else schema(raw.get(name), name))
         except DebiaslabError as err:
             raise DebiaslabError(f"{path}: {err}") from None
+    if "debias_train" in out:  # the bias set's preset (bias_data.preset) replaces some of its values
+        try:
+            data = parse_group(BiasDataParams, raw.get("bias_data"), "bias_data")
+        except DebiaslabError as err:
+            raise DebiaslabError(f"{path}: {err}") from None
+        out = apply_bias_preset(out, data)
     return out
 
 
