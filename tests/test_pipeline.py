@@ -117,6 +117,18 @@ def test_summary_prints_all_sections(repo):
         assert section in out
 
 
+def test_every_stage_but_the_params_stamp_is_in_the_run_cache(repo):
+    """DVC skips the run-cache for a stage with an uncached plain output: DVCLive's curves are
+    declared as plots, so a queued seed or a reverted param restores a trained stage (train_gan,
+    the oracle, the baselines) instead of training it again."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        stages = list(dvc_repo.index.stages)
+        missing = [s.addressing for s in stages if dvc_repo.stage_cache._load(s) is None]
+    assert len(stages) > 60 and missing == ["check_params"]  # its stamp is uncached by design
+
+
 def test_second_repro_is_a_no_op(repo):
     out = sh(repo, "dvc", "repro")
     assert "Running stage" not in out and "up to date" in out
