@@ -373,7 +373,20 @@ def test_cli_digits_family(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_cli_table_keeps_only_the_seeds_asked_for(tmp_path, capsys):
+    out = tmp_path / "demo"
+    main(["table", "--name", "demo", "--input", str(FIXTURE), "--out", str(out), "--seeds", "1", "3",
+          "--pairs", "augmented:baseline"])
+    rows = (tmp_path / "demo.csv").read_text().splitlines()[1:]
+    assert sorted({int(r.split(",")[1]) for r in rows}) == [1, 3] and len(rows) == 2 * 5
+    deo = [d - 0.01 for s, d in enumerate(DELTAS["augmented"]["DEO"]) if s in (1, 3)]
+    t = t_interval(deo)
+    assert f"{t.mean:+.4f} [{t.lo:+.4f}, {t.hi:+.4f}]" in (tmp_path / "demo.md").read_text()
+    assert "demo-seed0 (not among --seeds)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--name", "demo", "--seeds", "9"], "--seeds 9: no successful experiment with those seeds"),
     (["--name", "../x"], "--name '../x': expected a plain name"),
     (["--name", "demo", "--name", "demo"], "--name: a name is given twice"),
     (["--name", "nosuch"], "--name nosuch: no successful experiment named nosuch-seed<N>; queue them with"),

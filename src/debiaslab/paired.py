@@ -639,6 +639,12 @@ def table(args: argparse.Namespace) -> None:
 
     exps = load_exp_show(args.input, None)
     runs, skips = collect_runs(exps, names=names, seed_param=seed_param)
+    if args.seeds:  # e.g. leave out a seed whose method stage did not run in its experiment
+        keep = set(parse_seeds(args.seeds))
+        skips += [Skip(r.experiment, r.rev, None, "not among --seeds") for r in runs if r.seed not in keep]
+        runs = [r for r in runs if r.seed in keep]
+        if not runs:
+            raise DebiaslabError(f"--seeds {' '.join(args.seeds)}: no successful experiment with those seeds")
     split, why = choose_split(runs, family=family, methods=methods, requested=args.split)
     values, value_skips = read_values(runs, family=family, methods=methods, split=split)
     deltas = paired_deltas(values, pairs=pairs)
@@ -698,6 +704,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                    "has it, else test)")
     t.add_argument("--seed-param", help="the param that must equal the seed of the name "
                                         "(faces: train.seed, digits: debias_train.seed)")
+    t.add_argument("--seeds", nargs="+", help="only these seeds (default: every seed found)")
     t.add_argument("--confidence", default="0.95", help="of the t-interval (default: %(default)s)")
     t.add_argument("--out", help="output path without suffix (default: reports/paired/NAME)")
 
