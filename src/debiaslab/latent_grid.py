@@ -26,6 +26,7 @@ from debiaslab.paired import (
     Run,
     collect_runs,
     faces_family,
+    file_data,
     interval_text,
     markdown,
     mean_sd,
@@ -76,9 +77,9 @@ def diagnostics(*, target: str, protected: str) -> list[tuple[str, str, str]]:
 
 
 def _metric(run: Run, path: str, dotted: str):
-    entry = (run.data.get("metrics") or {}).get(path) or {}
-    data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
-    found, value = lookup(data, dotted)
+    """The value at ``dotted`` in the run's metric file ``path``, or None where either is missing."""
+    data, _ = file_data(run.data, path)
+    found, value = lookup(data or {}, dotted)
     return value if found else None
 
 

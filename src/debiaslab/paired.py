@@ -333,7 +333,7 @@ def _require_each_name(names: Sequence[str], runs: list[Run], skips: list[Skip],
         raise DebiaslabError(f"--name {name}: no successful experiment named {name}-seed<N>{hint}")
 
 
-def _file_data(data: dict, path: str) -> tuple[dict | None, str]:
+def file_data(data: dict, path: str) -> tuple[dict | None, str]:
     """The parsed metric file of one revision, or None and why not."""
     entry = (data.get("metrics") or {}).get(path)
     if not entry:
@@ -354,7 +354,7 @@ def choose_split(runs: Sequence[Run], *, family: Family, methods: Sequence[str],
     if len(family.splits) == 1:
         return family.splits[0], f"the only split of the {family.name} family"
     preferred, fallback = family.splits[0], family.splits[-1]
-    files = [(r, _file_data(r.data, family.file(m))[0]) for r in runs for m in methods]
+    files = [(r, file_data(r.data, family.file(m))[0]) for r in runs for m in methods]
     files = [(r, f) for r, f in files if f is not None]
     lacking = {r.experiment for r, f in files if preferred not in f}
     if files and not lacking:
@@ -380,7 +380,7 @@ def read_values(runs: Sequence[Run], *, family: Family, methods: Sequence[str], 
     for run in runs:
         for method in methods:
             path = family.file(method)
-            tree, why = _file_data(run.data, path)
+            tree, why = file_data(run.data, path)
             if tree is None:
                 skips.append(Skip(run.experiment, run.rev, method, why))
                 continue
@@ -400,7 +400,7 @@ def read_values(runs: Sequence[Run], *, family: Family, methods: Sequence[str], 
 def _stale(run: Run, path: str, tree: dict) -> str:
     """A file identical to its baseline commit's although the seed differs was not rewritten by
     this experiment (its stage was not among the targets): it is the commit's seed, not S."""
-    if run.parent is None or _file_data(run.parent, path)[0] != tree or run.parent_seed == run.seed:
+    if run.parent is None or file_data(run.parent, path)[0] != tree or run.parent_seed == run.seed:
         return ""
     return f"{path} identical to its baseline commit's: the stage did not run in this experiment"
 

@@ -290,29 +290,25 @@ BIAS_RELEASE_FOLDERS = {"cmnist": "cmnist", "bffhq": "bffhq", "bar": "bar", "dog
 # DisEnt's swap: swap_after 0.2); BiasEnsemble's 5 GCE members, tau 0.99, 3 votes, q 0.7 are
 # bias_ensemble's defaults already. Epochs stay debias_train.epochs: pack_digits reports the
 # epochs that make the paper's iterations on the packed set. Colored Digits has no preset.
-_PAPER_LFF = {"q": 0.7, "ema_alpha": 0.7}
+def _paper_preset(image_size: int | None, arch: str, lr: float, batch_size: int, hflip: bool,
+                  disent_lambdas: tuple[float, float, float]) -> dict[str, Any]:
+    """One dataset's preset: its debias_train values, and LfF/DisEnt with the paper's q 0.7,
+    ema_alpha 0.7, swap after 20 % of training and DisEnt's (dis_align, swap_align, swap) λs."""
+    lff = {"q": 0.7, "ema_alpha": 0.7}
+    dis_align, swap_align, swap = disent_lambdas
+    return {"image_size": image_size,
+            "debias_train": {"arch": arch, "lr": lr, "batch_size": batch_size, "hflip": hflip},
+            "hparams": {"lff": lff, "disent": {**lff, "lambda_dis_align": dis_align,
+                                               "lambda_swap_align": swap_align, "lambda_swap": swap,
+                                               "swap_after": 0.2}}}
+
+
 BIAS_PRESETS: dict[str, dict[str, Any]] = {
-    "cmnist": {"image_size": None,  # 28x28 as released
-               "debias_train": {"arch": "mlp", "lr": 0.01, "batch_size": 256, "hflip": False},
-               "hparams": {"lff": _PAPER_LFF, "disent": {**_PAPER_LFF, "lambda_dis_align": 10.0,
-                                                          "lambda_swap_align": 10.0, "lambda_swap": 1.0,
-                                                          "swap_after": 0.2}}},
-    "bffhq": {"image_size": 224,
-              "debias_train": {"arch": "resnet18", "lr": 1e-4, "batch_size": 64, "hflip": True},
-              "hparams": {"lff": _PAPER_LFF, "disent": {**_PAPER_LFF, "lambda_dis_align": 2.0,
-                                                         "lambda_swap_align": 2.0, "lambda_swap": 0.1,
-                                                         "swap_after": 0.2}}},
-    "dogs_cats": {"image_size": 224,
-                  "debias_train": {"arch": "resnet18", "lr": 1e-4, "batch_size": 64, "hflip": True},
-                  "hparams": {"lff": _PAPER_LFF, "disent": {**_PAPER_LFF, "lambda_dis_align": 1.0,
-                                                             "lambda_swap_align": 1.0, "lambda_swap": 1.0,
-                                                             "swap_after": 0.2}}},
+    "cmnist": _paper_preset(None, "mlp", 0.01, 256, False, (10.0, 10.0, 1.0)),  # 28x28 as released
+    "bffhq": _paper_preset(224, "resnet18", 1e-4, 64, True, (2.0, 2.0, 0.1)),
+    "dogs_cats": _paper_preset(224, "resnet18", 1e-4, 64, True, (1.0, 1.0, 1.0)),
     # the paper starts BAR from ImageNet weights: a local file in debias_train.weights
-    "bar": {"image_size": 224,
-            "debias_train": {"arch": "resnet18", "lr": 1e-5, "batch_size": 64, "hflip": True},
-            "hparams": {"lff": _PAPER_LFF, "disent": {**_PAPER_LFF, "lambda_dis_align": 1.0,
-                                                       "lambda_swap_align": 1.0, "lambda_swap": 1.0,
-                                                       "swap_after": 0.2}}},
+    "bar": _paper_preset(224, "resnet18", 1e-5, 64, True, (1.0, 1.0, 1.0)),
 }
 PAPER_ITERATIONS = {"train": 50_000, "bias_ensemble": 1_000}  # train.py num_steps, biased_model_train_iter
 
