@@ -1,0 +1,109 @@
+"""Where the time of a pipeline run goes: each stage's compute, its start-up and DVC's bookkeeping.
+
+Usage:
+    python benchmarks/pipeline.py run [-- DVC_REPRO_ARGS...]   # runs `dvc repro`, then a no-op one
+    python benchmarks/pipeline.py log repro.log --wall 2900     # reads a saved `make repro` log
+
+`run` timestamps every line DVC prints, so each stage's wall time is the span from its
+"Running stage" line to the next stage's (its Python start-up and imports, its compute, DVC hashing
+its outputs and writing dvc.lock). Its compute is what the stage itself reports
+(``NAME: done in X s``, printed by :func:`debiaslab.errors.stage_main`); the difference is overhead.
+A saved log has no timestamps, so `log` can only split the total wall time (``--wall``) into the
+stages' compute and everything else. Then `run` times `dvc repro` again (nothing to do) and
+`dvc status`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+RUNNING = re.compile(r"Running stage '([^']+)'")
+DONE = re.compile(r"^([\w@.-]+(?: [\w@.-]+)?): done in ([0-9.]+) s$")
+
+
+@dataclass
+class StageTime:
+    name: str
+    compute_s: float | None = None  # what the stage reported
+    wall_s: float | None = None  # its span in the DVC output (`run` only)
+
+
+def parse(lines: list[tuple[float | None, str]]) -> list[StageTime]:
+    """Stages in the order DVC ran them, from (timestamp or None, line) pairs."""
+    stages: list[StageTime] = []
+    starts: list[float | None] = []
+    for stamp, raw in lines:
+        for line in raw.replace("\r", "\n").splitlines():  # tqdm writes \r-separated bars
+            line = line.strip()
+            if m := RUNNING.search(line):
+                stages.append(StageTime(m.group(1)))
+                starts.append(stamp)
+            elif (m := DONE.match(line)) and stages and stages[-1].compute_s is None:
+                stages[-1].compute_s = float(m.group(2))
+    ends = starts[1:] + [lines[-1][0] if lines else None]
+    for stage, start, end in zip(stages, starts, ends):
+        if start is not None and end is not None:
+            stage.wall_s = end - start
+    return stages
+
+
+def run_timed(cmd: list[str]) -> tuple[float, list[tuple[float | None, str]], int]:
+    """Run cmd, echo its output, and return (wall seconds, timestamped lines, exit code)."""
+    start = time.perf_counter()
+    lines: list[tuple[float | None, str]] = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append((time.perf_counter() - start, line))
+            sys.stdout.write(line)
+        code = proc.wait()
+    wall = time.perf_counter() - start
+    lines.append((wall, ""))
+    return wall, lines, code
+
+
+def table(stages: list[StageTime], wall: float) -> str:
+    compute = sum(s.compute_s or 0.0 for s in stages)
+    rows = [f"{'stage':44s} {'wall s':>8s} {'compute s':>10s} {'overhead s':>10s}"]
+    for s in sorted(stages, key=lambda s: -(s.wall_s or s.compute_s or 0.0)):
+        w = f"{s.wall_s:8.1f}" if s.wall_s is not None else f"{'-':>8s}"
+        c = f"{s.compute_s:10.1f}" if s.compute_s is not None else f"{'-':>10s}"
+        o = (f"{s.wall_s - s.compute_s:10.1f}" if s.wall_s is not None and s.compute_s is not None
+             else f"{'-':>10s}")
+        rows.append(f"{s.name:44s} {w} {c} {o}")
+    rows.append(f"{len(stages)} stages ran; wall {wall:.0f} s = {wall / 60:.1f} min; the stages' own "
+                f"compute {compute:.0f} s ({compute / max(wall, 1e-9):.0%}); start-ups, imports and "
+                f"DVC's bookkeeping {wall - compute:.0f} s")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="mode", required=True)
+    run = sub.add_parser("run", help="time `dvc repro` (extra arguments are passed on) and a no-op")
+    run.add_argument("repro_args", nargs="*")
+    log = sub.add_parser("log", help="read a saved log of `make repro` or `dvc repro`")
+    log.add_argument("path")
+    log.add_argument("--wall", type=float, required=True, help="the run's wall time in seconds")
+    args = ap.parse_args()
+    if args.mode == "log":
+        with open(args.path, encoding="utf-8", errors="replace") as f:
+            print(table(parse([(None, f.read())]), args.wall))
+        return
+    wall, lines, code = run_timed(["dvc", "repro", *args.repro_args])
+    print(table(parse(lines), wall))
+    if code != 0:
+        sys.exit(code)
+    noop, _, _ = run_timed(["dvc", "repro", *args.repro_args])
+    status, _, _ = run_timed(["dvc", "status"])
+    print(f"no-op `dvc repro`: {noop:.1f} s; `dvc status`: {status:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
