@@ -14,7 +14,8 @@ Rules, for every ``${name}`` in dvc.yaml that refers to params.yaml (loop variab
 ``${item}`` inherit the rule of the list they iterate over):
 
 - a value used only among a stage's ``deps`` (``data.root``) is a path DVC reads: any text without
-  control characters, and it must exist unless a stage writes it;
+  control characters, and it must exist unless a stage writes it or into it (``gen_data.root``'s
+  default, data/generated, holds several stages' outputs);
 - any other value (commands, outputs, ``foreach``/``matrix`` lists) must be a plain name:
   letters, digits and ``_ . + -``, not starting with ``.`` or ``-``; numbers and booleans pass.
 
@@ -94,9 +95,11 @@ def check_name(where: str, value: Any, params_path: str) -> None:
 def check_read_path(where: str, value: Any, params_path: str, written: set[str]) -> None:
     if not isinstance(value, str) or not value or any(ord(c) < 32 for c in value):
         raise DebiaslabError(f"{params_path}: {where}: expected a folder path, got {value!r}")
-    if os.path.normpath(value) not in written and not Path(value).exists():
-        raise DebiaslabError(f"{params_path}: {where}: {value}: not found, and no stage in dvc.yaml "
-                             "writes it (point it at an existing folder)")
+    path = os.path.normpath(value)
+    if path in written or any(w.startswith(path + os.sep) for w in written) or Path(value).exists():
+        return  # a stage writes it, or writes into it (data/generated), or it is there
+    raise DebiaslabError(f"{params_path}: {where}: {value}: not found, and no stage in dvc.yaml "
+                         "writes it (point it at an existing folder)")
 
 
 def stage_outputs(stages: dict) -> set[str]:

@@ -465,11 +465,61 @@ class InversionParams(Checked):
 
 @dataclass(frozen=True)
 class FairCellsParams(Checked):
-    """Generated images per (target, protected) cell for Dr-Fairness."""
+    """Generated images per (target, protected) cell for Dr-Fairness (those of ``gen_data``)."""
 
     per_cell: int = count(2000, 1, MAX_IMAGES)
     val_per_cell: int = count(200, 1, MAX_IMAGES)  # held out for the sampler's probe batches
     seed: int = seed_field()
+
+
+PROJECT_GENERATED = "data/generated"  # gen_data.root's default: the project's own G(z) and G(z')
+
+# Dr-Fairness's CelebA folder-name tokens (its README: old_male_nosmile_glasses_blackhair, ...;
+# preprocessing_celeba.py's value names), as 0/1 labels of the CelebA attributes they stand for.
+# Hair colour is three-valued there; here it is the binary Black_Hair or Blond_Hair.
+DRFAIRNESS_TOKENS = {
+    "Young": {"young": 1, "old": 0},
+    "Male": {"male": 1, "female": 0},
+    "Smiling": {"smile": 1, "nosmile": 0},
+    "Eyeglasses": {"glasses": 1, "noglasses": 0},
+    "Black_Hair": {"blackhair": 1, "blondhair": 0, "otherhair": 0},
+    "Blond_Hair": {"blondhair": 1, "blackhair": 0, "otherhair": 0},
+}
+
+
+@dataclass(frozen=True)
+class GenDataParams:
+    """The generated data fair_cells puts into Dr-Fairness's (label, group) cells: the project's
+    own G(z) and G(z') (``root`` data/generated, the default), or a folder of generated images a
+    user brings in Dr-Fairness's layout, one folder per attribute combination named by its values
+    joined with ``_`` (see :mod:`debiaslab.gen_folders`); ``tokens`` maps each attribute's
+    folder-name tokens to its 0/1 label. Only read, never written."""
+
+    root: str = PROJECT_GENERATED
+    tokens: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {a: dict(m) for a, m in DRFAIRNESS_TOKENS.items()})
+
+    def __post_init__(self) -> None:
+        if not self.root or any(ord(c) < 32 for c in self.root):
+            raise ValueError(f"root: expected a folder path, got {self.root!r}")
+        check_attribute_names(list(self.tokens), CELEBA_ATTRIBUTES, "tokens")
+        for attribute, tokens in self.tokens.items():
+            where = f"tokens.{attribute}"
+            for token, label in tokens.items():
+                if not token or any(c == "_" or c == "/" or c == "\\" or c.isspace() or ord(c) < 32
+                                    for c in token):
+                    raise ValueError(f"{where}: token {token!r}: expected a non-empty word without _, / "
+                                     "or spaces (folder names are split on _)")
+                if label not in (0, 1):
+                    raise ValueError(
+                        f"{where}.{token}: expected 0 or 1, got {label!r} (targets and groups are binary "
+                        "here: the real labels, the classifiers' one output and the fairness metrics "
+                        "are 0/1; map several tokens to one label to merge values, e.g. blondhair: 0, "
+                        "otherhair: 0)")
+            found = set(tokens.values())
+            if found != {0, 1}:
+                raise ValueError(f"{where}: expected tokens for both labels 0 and 1, got "
+                                 f"{'only ' + str(found.pop()) if found else 'none'}")
 
 
 # What each hyperparameter of METHOD_HPARAMS accepts beyond its default's type (a name means the
@@ -561,6 +611,7 @@ GROUPS: dict[str, Any] = {
     "balanced_test": BalancedTestParams,
     "inversion": InversionParams,
     "fair_cells": FairCellsParams,
+    "gen_data": GenDataParams,  # which generated data fair_cells reads
 }
 
 T = TypeVar("T")
