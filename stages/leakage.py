@@ -1,9 +1,10 @@
-"""Stage leakage: dataset, natural and model leakage of the first protected attribute.
+"""Stage leakage: dataset, natural and model leakage of the protected column.
 
 λ_D from ground-truth label vectors, the natural-leakage curve from randomly perturbed labels,
 λ_M from each multi-label model's logits on the same images, and Δ = λ_M − λ_D(F1 of the model)
 (Wang et al., ICCV 2019). Images are the prepared train/val/test splits (attacker train, model
-selection, test), capped at `leakage.max_rows` rows each.
+selection, test), capped at `leakage.max_rows` rows each. The protected column is
+`multilabel.protected`, or the first of `attributes.protected` when that is null.
 """
 
 import dataclasses
@@ -12,7 +13,7 @@ import numpy as np
 
 from debiaslab import leakage as L
 from debiaslab import metrics
-from debiaslab.data import ArrayDataset, PreparedSplit
+from debiaslab.data import ArrayDataset, PreparedSplit, multilabel_columns
 from debiaslab.device import resolve_device, seed_everything
 from debiaslab.errors import stage_main
 from debiaslab.io import save_figure, write_json
@@ -31,19 +32,23 @@ def model_outputs(method, splits, labels):
     thresholds = np.array([metrics.calibrated_threshold(y_val[:, k], logits[1][:, k])
                            for k in range(len(labels))])
     pred = (logits[2] > thresholds).astype(int)
-    m_ap = float(np.mean([metrics.average_precision(y_test[:, k], logits[2][:, k])
-                          for k in range(len(labels))]))
+    # over the labels with a positive test image (AP is undefined without one: a rare COCO
+    # category may have none among the test images)
+    m_ap = float(np.nanmean([metrics.average_precision(y_test[:, k], logits[2][:, k])
+                             if y_test[:, k].any() else np.nan for k in range(len(labels))]))
     return np.concatenate(logits), L.macro_f1(y_test, pred), m_ap
 
 
 @stage_main("leakage")
 def main() -> None:
     params = load_params("leakage", "attributes", "multilabel")
-    p, protected = params["leakage"], params["attributes"].protected[0]
+    p = params["leakage"]
     seed_everything(p.seed)
     attacker = {k: getattr(p, k) for k in ("epochs", "batch_size", "lr", "weight_decay")}
     splits = [PreparedSplit(PREPARED, s) for s in SPLITS]
-    labels = [a for a in splits[0].attributes if a not in params["attributes"].protected]
+    for split in splits:  # each: the protected column holds both values in every split
+        labels, protected = multilabel_columns(split, params["multilabel"].protected,
+                                               params["attributes"].protected)
     y = np.concatenate([s.label_matrix(labels) for s in splits])
     g = np.concatenate([s.label(protected) for s in splits])
     split = np.concatenate([np.full(len(s), k) for k, s in enumerate(splits)])

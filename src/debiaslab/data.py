@@ -54,6 +54,46 @@ class PreparedSplit:
         return self.labels[attribute].to_numpy(np.int64)
 
 
+def multilabel_columns(split: PreparedSplit, protected: str | None,
+                       attributes_protected: list[str]) -> tuple[list[str], str]:
+    """(labels, protected column) of the multi-label stages (train_multilabel, leakage).
+
+    ``protected`` is ``multilabel.protected``: that column is protected and every other one is a
+    label. ``None`` keeps the CelebA setting: ``attributes.protected[0]`` is protected and no
+    attribute of ``attributes.protected`` is a label. The protected column must hold both values.
+    """
+    excluded = list(attributes_protected) if protected is None else [protected]
+    protected = excluded[0]
+    if protected not in split.attributes:
+        raise DebiaslabError(
+            f"{split.path.parent}: no attribute {protected!r} in the prepared data (valid: "
+            f"{', '.join(split.attributes)}); set multilabel.protected to the protected column")
+    labels = [a for a in split.attributes if a not in excluded]
+    if not labels:
+        raise DebiaslabError(f"{split.path.parent}: no label columns besides the protected "
+                             f"{protected!r}; a multi-label classifier needs at least one")
+    values = np.unique(split.label(protected))
+    if len(values) < 2:
+        value = values[0] if len(values) else "?"
+        raise DebiaslabError(
+            f"{split.path.parent}: the {split.path.stem} split has {protected}={value} on every one "
+            f"of its {len(split)} images; the adversary and the leakage attacker need both values "
+            "of the protected column in every split")
+    return labels, protected
+
+
+def check_both_values(split: PreparedSplit, labels: list[str]) -> None:
+    """Every label takes both values in ``split``: a classifier's training and model selection
+    need them (a rare COCO category may have no image among a split's)."""
+    for name in labels:
+        values = np.unique(split.label(name))
+        if len(values) < 2:
+            raise DebiaslabError(
+                f"{split.path.parent}: label {name!r} is {values[0]} on every image of the "
+                f"{split.path.stem} split; the multi-label classifier needs both values of every "
+                "label in train and val (leave the column out of the table, e.g. coco_import --exclude)")
+
+
 @dataclass
 class Batch:
     x: torch.Tensor  # (B, 3, S, S) float in [-1, 1]

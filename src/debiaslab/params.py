@@ -122,6 +122,17 @@ class Checked:
 @dataclass(frozen=True)
 class DataParams:
     root: str = "data/synthfaces"  # a CelebA-format folder: SynthFaces output or real CelebA
+    # null: root is CelebA-format; a file name inside root: a multi-label table (debiaslab.table:
+    # image, split, one 0/1 column per label), e.g. COCO's written by debiaslab.coco_import
+    table: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.table is not None:
+            parts = self.table.split("/")
+            if (not self.table or self.table.startswith("/") or "\\" in self.table
+                    or any(p in ("", "..") for p in parts) or any(ord(c) < 32 for c in self.table)):
+                raise ValueError(f"table: expected a file name inside data.root (e.g. table.csv), "
+                                 f"got {self.table!r}")
 
 
 @dataclass(frozen=True)
@@ -203,8 +214,15 @@ class EvaluateParams(Checked):
 @dataclass(frozen=True)
 class MultilabelParams:
     methods: list[str] = field(default_factory=lambda: ["erm", "adversarial"])  # one model each
+    # the column train_multilabel and leakage protect; every other column is a label. null:
+    # attributes.protected[0] (and no attribute of attributes.protected is a label)
+    protected: str | None = None
 
     def __post_init__(self) -> None:
+        if self.protected is not None and (not self.protected.strip()
+                                           or any(ord(c) < 32 for c in self.protected)):
+            raise ValueError(f"protected: expected a column name of the prepared data, got "
+                             f"{self.protected!r}")
         for name in self.methods:
             if name not in MULTILABEL_METHODS:
                 raise ValueError(f"methods: {name!r} cannot train a multi-label classifier "
