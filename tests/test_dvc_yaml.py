@@ -28,8 +28,8 @@ def test_every_stage_depends_on_exactly_the_code_it_runs():
 
 
 def test_closure_follows_imports_at_any_depth(tmp_path):
-    assert closure(REPO / "stages/check_params.py", PACKAGE) == {
-        "__init__", "check_params", "errors", "io", "params", "stage_args"}
+    assert closure(REPO / "stages/check_params.py", PACKAGE) == {  # threads: through __init__
+        "__init__", "check_params", "errors", "io", "params", "stage_args", "threads"}
     script = tmp_path / "s.py"
     script.write_text("def main():\n    from debiaslab.report import collect\n")
     assert {"report", "errors", "__init__"} <= closure(script, PACKAGE)

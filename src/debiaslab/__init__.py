@@ -3,7 +3,13 @@
 import os
 import sys
 
+from . import threads as _threads
+
 __version__ = "0.1.0"
+
+# With DEBIASLAB_THREADS=auto the thread count must be in the
+# environment before torch loads libgomp; every stage script imports debiaslab before torch.
+_threads.configure()
 
 
 def _one_line_interrupt(hook):

@@ -28,6 +28,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from . import threads
+
 
 def under_torchrun() -> bool:
     """True in a process that torchrun started (it sets these variables)."""
@@ -47,6 +49,7 @@ def relaunch_under_torchrun(nproc_per_node: int) -> None:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))  # work before init uses its own GPU
     if nproc_per_node <= 1 or under_torchrun():
         return
+    threads.forget_auto_threads()  # each torchrun process chooses its own (torchrun: 1 thread)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",

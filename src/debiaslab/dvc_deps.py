@@ -39,14 +39,17 @@ def imported_modules(path: Path, package: Path) -> set[str]:
 
 
 def closure(script: Path, package: Path) -> set[str]:
-    """The script's debiaslab modules and theirs, transitively (``__init__`` always runs)."""
+    """The script's debiaslab modules and theirs, transitively; ``__init__`` and what it imports
+    run whenever any of them is imported."""
     todo, seen = list(imported_modules(script, package)), set()
+    if todo:
+        todo.append("__init__")
     while todo:
         name = todo.pop()
         if name not in seen:
             seen.add(name)
             todo.extend(imported_modules(package / f"{name}.py", package))
-    return seen | ({"__init__"} if seen else set())
+    return seen
 
 
 def expected_code_deps(root: Path) -> dict[str, list[str]]:
