@@ -46,7 +46,7 @@ def parse(lines: list[tuple[float | None, str]]) -> list[StageTime]:
             elif (m := DONE.match(line)) and stages and stages[-1].compute_s is None:
                 stages[-1].compute_s = float(m.group(2))
     ends = starts[1:] + [lines[-1][0] if lines else None]
-    for stage, start, end in zip(stages, starts, ends):
+    for stage, start, end in zip(stages, starts, ends, strict=True):
         if start is not None and end is not None:
             stage.wall_s = end - start
     return stages

@@ -30,11 +30,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from .errors import DebiaslabError
 from .params import PROJECT_GENERATED
-from .prepare import SOURCE_SIZE, crop_resize_image, pack_chunks
+from .prepare import SOURCE_SIZE, crop_resize_image, decode_image, pack_chunks, square_resize_image
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 CELLS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (y, g), in fair_cells' order
@@ -169,22 +168,8 @@ def _entries(folder: Path) -> list[os.DirEntry]:
 def load_gen_image(path: Path, size: int) -> np.ndarray:
     """One generated image as uint8 (size, size, 3): CelebA's crop if it is 178x218, else its
     central square; then the bilinear resize of the real data."""
-    try:
-        with Image.open(path) as img:
-            if img.size == SOURCE_SIZE:
-                return crop_resize_image(img, size)
-            w, h = img.size
-            s = min(w, h)
-            left, top = (w - s) // 2, (h - s) // 2
-            out = img.convert("RGB").crop((left, top, left + s, top + s)).resize(
-                (size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-            return np.asarray(out, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DebiaslabError(f"{path}: image file not found") from None
-    except Image.DecompressionBombError as err:
-        raise DebiaslabError(f"{path}: refused: image too large ({err})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DebiaslabError(f"{path}: cannot decode image ({err})") from None
+    return decode_image(path, lambda img: (crop_resize_image(img, size) if img.size == SOURCE_SIZE
+                                           else square_resize_image(img, size)))
 
 
 def _load_chunk(job: tuple[list[Path], int]) -> np.ndarray:

@@ -43,12 +43,39 @@ def crop_resize(path: Path, size: int) -> np.ndarray:
 
 def crop_resize_image(img: Image.Image, size: int) -> np.ndarray:
     """The CelebA crop and resize of one decoded image (shared with in-memory renders)."""
+    return _crop_then_resize(img, CROP_BOX, size)
+
+
+def square_resize_image(img: Image.Image, size: int) -> np.ndarray:
+    """The central square of one decoded image of any size, resized as the CelebA crop is (images
+    that are not CelebA-aligned: a multi-label table's, a user's generated folders)."""
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return _crop_then_resize(img, (left, top, left + side, top + side), size)
+
+
+def _crop_then_resize(img: Image.Image, box: tuple[int, int, int, int], size: int) -> np.ndarray:
     # Crop exactly first, as the original pipeline did: resizing with a box would let the filter
     # reach pixels outside the crop. reducing_gap box-averages by integer factors before the
     # final resample, which is both faster and a proper area average.
-    out = img.convert("RGB").crop(CROP_BOX).resize((size, size), Image.Resampling.BILINEAR,
-                                                   reducing_gap=2.0)
+    out = img.convert("RGB").crop(box).resize((size, size), Image.Resampling.BILINEAR,
+                                              reducing_gap=2.0)
     return np.asarray(out, dtype=np.uint8)
+
+
+def decode_image(path: Path, to_array: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+    """``to_array`` of the image file at ``path``; a missing, oversized or undecodable file is one
+    line naming it."""
+    try:
+        with Image.open(path) as img:
+            return to_array(img)
+    except FileNotFoundError:
+        raise DebiaslabError(f"{path}: image file not found") from None
+    except Image.DecompressionBombError as err:
+        raise DebiaslabError(f"{path}: refused: image too large ({err})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DebiaslabError(f"{path}: cannot decode image ({err})") from None
 
 
 def _crop_chunk(job: tuple[Path, list[str], int]) -> np.ndarray:

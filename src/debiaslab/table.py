@@ -24,11 +24,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 
 from .errors import DebiaslabError
 from .io import atomic_path, write_json
-from .prepare import CHUNK, pack_chunks
+from .prepare import CHUNK, decode_image, pack_chunks, square_resize_image
 
 SPLITS = ("train", "val", "test")
 IMAGE_COLUMN, SPLIT_COLUMN = "image", "split"
@@ -148,19 +147,7 @@ def _header(path: Path, header: list[str]) -> tuple[int, int, list[int]]:
 
 def square_resize(path: Path, size: int) -> np.ndarray:
     """Decode one image, crop its central square and resize it to ``size``: uint8 (S, S, 3)."""
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            side = min(w, h)
-            left, top = (w - side) // 2, (h - side) // 2
-            # crop exactly, then resize (as the CelebA packing does): the filter sees only the square
-            out = img.convert("RGB").crop((left, top, left + side, top + side)).resize(
-                (size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-            return np.asarray(out, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DebiaslabError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DebiaslabError(f"{path}: cannot decode image ({err})") from None
+    return decode_image(path, lambda img: square_resize_image(img, size))
 
 
 def _square_chunk(job: tuple[Path, list[str], int]) -> np.ndarray:
