@@ -10,6 +10,7 @@ import csv
 import json
 import pickle
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from conftest import REPO
 from PIL import Image
 
+from debiaslab import coco_import
 from debiaslab.coco_import import build_table, read_instances, read_wang_data, sanitise
 from debiaslab.errors import DebiaslabError
 
@@ -145,12 +147,107 @@ def test_a_pickle_with_code_is_refused_and_nothing_runs(coco, tmp_path):
     marker = tmp_path / "ran"
     bad = tmp_path / "val.data"
     bad.write_bytes(b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
-    with pytest.raises(DebiaslabError, match=r"val\.data: refused: the file pickles os\.system"):
+    with pytest.raises(DebiaslabError, match=r"val\.data: refused: pickle opcode GLOBAL at byte 0 "
+                                             r"\('os\.system', a class or function\)"):
         read_wang_data(bad)
     assert not marker.exists()
     bad.write_bytes(pickle.dumps([{"image_id": 73, "file_name": "x.jpg", "gender": [1, 1]}], protocol=0))
     with pytest.raises(DebiaslabError, match=r"entry 0 \(image_id 73\): gender is \[1, 1\], expected "):
         read_wang_data(bad)
+
+
+def test_wang_files_read_the_same_in_every_pickle_protocol(tmp_path):
+    """The fixtures as Wang et al.'s files are (protocol 0), and rewritten in protocols 1-5."""
+    for split in ("train", "val", "test"):
+        path = FIXTURES / "wang" / f"{split}.data"
+        raw = pickle.loads(path.read_bytes(), encoding="latin1")
+        expected = {e["image_id"]: ({(1, 0): 1, (0, 1): 0}[tuple(e["gender"])], e["file_name"])
+                    for e in raw}
+        got = read_wang_data(path)
+        assert {i: (g.value, g.file_name) for i, g in got.items()} == expected
+        assert {g.split for g in got.values()} == {split}
+        for protocol in range(1, pickle.HIGHEST_PROTOCOL + 1):
+            again = tmp_path / str(protocol) / f"{split}.data"
+            again.parent.mkdir(exist_ok=True)
+            again.write_bytes(pickle.dumps(raw, protocol=protocol))
+            assert {i: (g.value, g.split, g.file_name) for i, g in read_wang_data(again).items()} == {
+                i: (g.value, g.split, g.file_name) for i, g in got.items()}
+
+
+def _wang(gender=b"(lp6\nI1\naI0\na", image_id=b"I73\n"):
+    """One protocol-0 entry as Wang et al.'s files write it, with gender or image_id replaced."""
+    return (b"(lp0\n(dp1\nS'file_name'\np2\nVCOCO_val2014_000000000073.jpg\np3\nsS'image_id'\np4\n"
+            + image_id + b"sS'gender'\np5\n" + gender + b"sa.")
+
+
+def _shared(levels):
+    """L_k = [L_(k-1), L_(k-1)]: a few hundred bytes whose repr has 2**levels parts."""
+    inner = []
+    for _ in range(levels):
+        inner = [inner, inner]
+    return inner
+
+
+NESTED = b"(l" * 100_000 + b"a" * 99_999  # a list in a list ... 100,000 deep, protocol 0
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    # a dict key that is a tuple in a tuple ...: hashing it recursed in C and segfaulted at 10**6
+    (b"})" + b"\x85" * 1000 + b"K\x01s.", r"refused: pickle opcode EMPTY_TUPLE at byte 1"),
+    (b"(d(I1\ntI1\ns.", r"refused: pickle opcode TUPLE at byte 6"),
+    # an 8-byte length of 2**62: MemoryError
+    (b"\x80\x04\x8e" + struct.pack("<Q", 2**62), r"not a readable pickle \(expected 4611686018427387904 "
+                                                  r"bytes in a bytes8, but only 0 remain\)"),
+    (b"\x80\x04\x8d" + struct.pack("<Q", 2**62), r"not a readable pickle \(expected 4611686018427387904 "),
+    # gender a list of lists: "unhashable type" at the WANG_GENDER lookup
+    (_wang(gender=b"(lp6\n(lp7\nI1\naa(lp8\nI0\naa"),
+     r"entry 0 \(image_id 73\): gender is a list of 2, expected \[1, 0\] \(man\) or \[0, 1\]"),
+    (_wang(gender=b"(lp6\nI1\naI0\naI0\na"), r"entry 0 \(image_id 73\): gender is a list of 3, expected"),
+    (_wang(gender=b"(lp6\nI01\naI00\na"), r"gender is a list of 2, expected \[1, 0\]"),  # True, False
+    (_wang(gender=b"(lp6\nI1\naI" + b"9" * 4000 + b"\na"), r"gender is \[1, an integer of 13288 bits\]"),
+    (_wang(gender=b"S'" + b"m" * 10_000 + b"'\n"), r"gender is 'm{60}'\.\.\. \(10000 characters\), expected"),
+    (_wang(image_id=b"(l(l(lI1\naaa"), r"entry 0: image_id is a list of 1, expected an integer"),
+    # image_id a list 100,000 deep: RecursionError from repr in the message
+    (_wang(image_id=NESTED), r"refused: pickle opcode MARK at byte 8262 \(lists and dicts nested over 8 "
+                             r"deep, or over 4096 values on the stack\)"),
+    (_wang(image_id=b"(l" * 9 + b"a" * 8), r"refused: pickle opcode APPEND at byte 101 \(lists and dicts "
+                                           r"nested over 8 deep"),
+    # shared sub-lists: the repr of 40 levels would never finish
+    (pickle.dumps([{"image_id": _shared(40), "file_name": "x.jpg", "gender": [1, 0]}], protocol=0),
+     r"refused: pickle opcode GET at byte \d+ \(memo index \d+: a list or dict again\)"),
+    (pickle.dumps([{"image_id": _shared(3), "file_name": "x.jpg", "gender": [1, 0]}], protocol=2),
+     r"refused: pickle opcode BINGET at byte \d+ \(memo index \d+: a list or dict again\)"),
+    (b"(lp0\ng0\na.", r"refused: pickle opcode GET at byte 5 \(memo index 0: a list or dict again\)"),
+    (b"(lp0\ng1\na.", r"refused: pickle opcode GET at byte 5 \(memo index 1: never stored\)"),
+    # a memo index the unpickler would allocate up to
+    (b"(lp4000000000\n.", r"refused: pickle opcode PUT at byte 2 \(memo index 4000000000, 0 in use\)"),
+    # a persistent id: the unpickler's message had a newline
+    (b"(lP1\na.", r"refused: pickle opcode PERSID at byte 2; expected a protocol-0 list of dicts"),
+    (b"\x80\x02]I1\nQa.", r"refused: pickle opcode BINPERSID at byte 6"),
+    (b"\x80\x02]\x8a\x01\x01a.", r"refused: pickle opcode LONG1 at byte 3"),
+    (b"(d(lI1\nas.", r"refused: pickle opcode SETITEM at byte 8 \(a list or dict as a key"),
+    (b"(lI1\na", r"not a readable pickle \(pickle exhausted before seeing STOP\)"),
+    (b"(lI1\naI2\n.", r"refused: pickle opcode STOP at byte 9 \(expected one list or dict on the stack\)"),
+    (b"\xff", r"not a readable pickle \(at position 0, opcode b'\\xff' unknown\)"),
+    (b"(dp0\n.", r"holds a dict, expected Wang et al\.'s list"),
+])
+def test_crafted_wang_pickles_are_one_line_errors(tmp_path, data, message):
+    """Files made to crash, hang or print a traceback: refused by the opcode scan, or by the entry
+    checks, in one short line naming the file."""
+    path = tmp_path / "val.data"
+    path.write_bytes(data)
+    with pytest.raises(DebiaslabError, match=message) as err:
+        read_wang_data(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: ") and "\n" not in text and len(text) < 400
+
+
+def test_oversized_wang_file_is_refused_before_reading_it_all(tmp_path, monkeypatch):
+    monkeypatch.setattr(coco_import, "MAX_WANG_BYTES", 100)
+    path = tmp_path / "train.data"
+    path.write_bytes(b"(lp0\n" + b"I1\na" * 30 + b".")
+    with pytest.raises(DebiaslabError, match=r"train\.data: larger than 100 bytes; Wang et al\.'s "):
+        read_wang_data(path)
 
 
 def test_wang_file_names_must_match_the_instances(coco, tmp_path):

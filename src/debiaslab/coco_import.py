@@ -21,12 +21,14 @@ Inputs:
   (``male`` / ``female``) and optionally ``split`` (train / val / test); or Wang et al.'s
   ``train.data`` / ``val.data`` / ``test.data`` (uvavision/Balanced-Datasets-Are-Not-Enough,
   ``object_multilabel/data/``: gender from the captions, one-hot [man, woman], and their split;
-  read as plain data, refusing anything that is not lists, dicts, numbers and strings).
+  read as plain data: the pickle is scanned first and refused unless its opcodes only build
+  lists, dicts, numbers and strings, as Wang et al.'s do, nested a few levels deep).
   Images without a gender are dropped (counted in the summary).
 - The split: the gender files' own (``split`` column, or the .data file's name) when they give
   one; otherwise the images of the first ``--instances`` file are train, and those of the second
   are halved at random (``--seed``) into val and test, as Wang et al. did: their train.data holds
-  train2014 images, their val.data and test.data two disjoint halves of val2014's.
+  train2014 images, their val.data and test.data two disjoint halves of the 10,840 val2014 images
+  that have a gender.
 
 The table must sit above the images (``--out`` in ``--images-root`` or a parent of it): its image
 paths are relative to its folder, which becomes ``data.root``. Every problem is one line naming
@@ -41,6 +43,7 @@ import io
 import json
 import os
 import pickle
+import pickletools
 import re
 import sys
 from dataclasses import dataclass
@@ -93,19 +96,31 @@ def _load_json(path: Path) -> object:
         raise DebiaslabError(f"{path}: not UTF-8 JSON text") from None
 
 
+def _show(value: object) -> str:
+    """A value for a one-line message, short whatever the file holds: a list or dict by its type and
+    length (its repr could be huge), an over-long scalar's repr cut."""
+    if isinstance(value, list | dict | tuple | set):
+        return f"a {type(value).__name__} of {len(value)}"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, str | bytes) and len(value) > 60:
+        return f"{repr(value[:60])[:80]}... ({len(value)} characters)"  # not repr() of all of it
+    return repr(value)
+
+
 def _int(entry: dict, key: str, where: str) -> int:
     if key not in entry:
         raise DebiaslabError(f"{where}: no {key!r} key")
     value = entry[key]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise DebiaslabError(f"{where}: {key} is {value!r}, expected an integer")
+        raise DebiaslabError(f"{where}: {key} is {_show(value)}, expected an integer")
     return value
 
 
 def _name(entry: dict, key: str, where: str) -> str:
     value = entry.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise DebiaslabError(f"{where}: {key} is {value!r}, expected a non-empty string"
+        raise DebiaslabError(f"{where}: {key} is {_show(value)}, expected a non-empty string"
                              if key in entry else f"{where}: no {key!r} key")
     return value
 
@@ -170,12 +185,104 @@ def read_instances(path: str | Path) -> Instances:
 
 
 # ------------------------------------------------------------------------------------ gender
+MAX_WANG_BYTES = 256 * 2**20  # Wang et al.'s train.data is about 10 MB, val.data and test.data 2 MB
+MAX_PICKLE_NESTING = 8  # lists and dicts in one another; Wang et al.'s files nest 3 deep
+MAX_PICKLE_STACK = 4096  # values on the stack; protocols 1+ push up to 1,000 items at a time
+_MARK, _SCALAR = -1, 0  # stack slots in _scan_pickle; a list or dict is its depth, 1 or more
+WANG_PICKLE = "expected a protocol-0 list of dicts as in Wang et al.'s files"
+
+# Opcodes that push a number, a string or None/True/False. Not LONG1/LONG4 (a 2**31-byte integer),
+# nor any 8-byte length (BINBYTES8, BINUNICODE8, BYTEARRAY8), nor bytes.
+_SCALAR_OPS = frozenset({"INT", "LONG", "STRING", "UNICODE", "BININT", "BININT1", "BININT2",
+                         "SHORT_BINSTRING", "BINSTRING", "BINUNICODE", "SHORT_BINUNICODE",
+                         "NONE", "NEWTRUE", "NEWFALSE"})
+
+
 class _PlainData(pickle.Unpickler):
     """Unpickles lists, dicts, numbers and strings only: any class or function is refused before
-    it is looked up, so nothing in the file can run."""
+    it is looked up, so nothing in the file can run (the opcode scan refuses such files first)."""
 
     def find_class(self, module: str, name: str):
         raise pickle.UnpicklingError(f"{module}.{name}")
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _scan_pickle(data: bytes, path: Path) -> None:
+    """Refuse, before unpickling, a pickle that builds anything but a tree of lists, dicts, numbers
+    and strings nested at most MAX_PICKLE_NESTING deep. Follows what each stack slot and memo entry
+    holds (a MARK, a scalar, or a list/dict and how deep it nests): no tuples (hashing a deep one
+    crashes), no classes or functions, no fetching a list or dict again from the memo (sharing
+    makes a repr or walk exponential, and allows cycles), no memo index beyond the next free one
+    (the unpickler allocates up to it), and every APPEND/SETITEM onto a list/dict with scalar keys."""
+    stack: list[int] = []  # MARK, SCALAR, or a list/dict's depth (1: holds no list or dict)
+    memo: dict[int, int] = {}
+    pos, name = 0, "?"
+
+    def refuse(why: str = "") -> DebiaslabError:
+        return DebiaslabError(f"{path}: refused: pickle opcode {name} at byte {pos}{why}; "
+                              f"{WANG_PICKLE}")
+
+    def pop(n: int | None) -> list[int]:  # the top n slots, or those above the topmost MARK
+        if n is None:
+            if _MARK not in stack:
+                raise refuse(" without a MARK")
+            at = len(stack) - 1 - stack[::-1].index(_MARK)
+            items = stack[at + 1:]
+            del stack[at:]
+        else:
+            if len(stack) < n or _MARK in stack[len(stack) - n:]:
+                raise refuse(" out of place")
+            items = stack[len(stack) - n:]
+            del stack[len(stack) - n:]
+        if name in ("DICT", "SETITEM", "SETITEMS") and (len(items) % 2 or any(items[::2])):
+            raise refuse(" (a list or dict as a key, or a key without a value)")
+        return items
+
+    try:
+        for op, arg, offset in pickletools.genops(io.BytesIO(data)):
+            name, pos = op.name, offset  # for refuse()
+            if name in _SCALAR_OPS:
+                stack.append(_SCALAR)
+            elif name == "MARK":
+                stack.append(_MARK)
+            elif name in ("EMPTY_LIST", "EMPTY_DICT"):
+                stack.append(1)
+            elif name in ("LIST", "DICT"):
+                stack.append(1 + max(pop(None), default=0))
+            elif name in ("APPEND", "SETITEM", "APPENDS", "SETITEMS"):
+                items = pop({"APPEND": 1, "SETITEM": 2}.get(name))
+                if not stack or stack[-1] < 1:
+                    raise refuse(" not onto a list or dict")
+                stack[-1] = max(stack[-1], 1 + max(items, default=0))
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                index = len(memo) if name == "MEMOIZE" else arg
+                if not stack or stack[-1] == _MARK or not 0 <= index <= len(memo):
+                    raise refuse(f" (memo index {_show(index)}, {len(memo)} in use)")
+                memo[index] = stack[-1]
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                if memo.get(arg) != _SCALAR:
+                    raise refuse(f" (memo index {_show(arg)}: "
+                                 f"{'a list or dict again' if arg in memo else 'never stored'})")
+                stack.append(_SCALAR)
+            elif name == "STOP":
+                if len(stack) != 1 or stack[0] < 1:
+                    raise refuse(" (expected one list or dict on the stack)")
+            elif name in ("GLOBAL", "INST"):  # arg: "module name"
+                raise refuse(f" ({_show(arg.replace(' ', '.', 1))}, a class or function)")
+            elif name not in ("PROTO", "FRAME"):
+                raise refuse()
+            if stack and stack[-1] > MAX_PICKLE_NESTING or len(stack) > MAX_PICKLE_STACK:
+                raise refuse(f" (lists and dicts nested over {MAX_PICKLE_NESTING} deep, or over "
+                             f"{MAX_PICKLE_STACK} values on the stack)")
+    except MemoryError:
+        raise DebiaslabError(f"{path}: not a readable pickle (out of memory scanning it)") from None
+    except ValueError as err:  # genops: unknown opcode, truncated argument, malformed number
+        raise DebiaslabError(f"{path}: not a readable pickle ({_one_line(str(err))}); "
+                             f"{WANG_PICKLE}") from None
 
 
 def read_wang_data(path: Path) -> dict[int, Gender]:
@@ -186,17 +293,29 @@ def read_wang_data(path: Path) -> dict[int, Gender]:
                              "val.data or test.data (its name is its split)")
     try:
         with open(path, "rb") as f:
-            entries = _PlainData(f, encoding="latin1").load()
+            data = f.read(MAX_WANG_BYTES + 1)
     except FileNotFoundError:
         raise DebiaslabError(f"{path}: file not found") from None
+    if len(data) > MAX_WANG_BYTES:
+        raise DebiaslabError(f"{path}: larger than {MAX_WANG_BYTES:,} bytes; Wang et al.'s .data "
+                             "files are about 2 to 10 MB")
+    _scan_pickle(data, path)
+    try:
+        entries = _PlainData(io.BytesIO(data), encoding="latin1").load()
     except pickle.UnpicklingError as err:
-        if "." in str(err) and " " not in str(err):
-            raise DebiaslabError(f"{path}: refused: the file pickles {err}, which is not plain data "
+        text = _one_line(str(err))
+        if "." in text and " " not in text:
+            raise DebiaslabError(f"{path}: refused: the file pickles {text}, which is not plain data "
                                  "(Wang et al.'s files hold only lists, dicts, numbers and strings)"
                                  ) from None
-        raise DebiaslabError(f"{path}: not a readable pickle ({err})") from None
+        raise DebiaslabError(f"{path}: not a readable pickle ({text})") from None
+    except MemoryError:
+        raise DebiaslabError(f"{path}: not a readable pickle (out of memory unpickling it)") from None
+    except RecursionError:
+        raise DebiaslabError(f"{path}: not a readable pickle (nested too deeply)") from None
     except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
-        raise DebiaslabError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from None
+        raise DebiaslabError(f"{path}: not a readable pickle ({type(err).__name__}: "
+                             f"{_one_line(str(err))})") from None
     if not isinstance(entries, list):
         raise DebiaslabError(f"{path}: holds a {type(entries).__name__}, expected Wang et al.'s list "
                              "of {image_id, file_name, objects, gender}")
@@ -207,11 +326,13 @@ def read_wang_data(path: Path) -> dict[int, Gender]:
             raise DebiaslabError(f"{where} is a {type(entry).__name__}, expected a dict")
         image_id = _int(entry, "image_id", where)
         gender = entry.get("gender")
-        key = tuple(gender) if isinstance(gender, list | tuple) else None
-        if key not in WANG_GENDER:
-            raise DebiaslabError(f"{where} (image_id {image_id}): gender is {gender!r}, expected "
+        pair = (isinstance(gender, list) and len(gender) == 2
+                and all(type(g) is int for g in gender))  # not bool, not a nested list
+        if not pair or tuple(gender) not in WANG_GENDER:
+            shown = f"[{_show(gender[0])}, {_show(gender[1])}]" if pair else _show(gender)
+            raise DebiaslabError(f"{where} (image_id {image_id}): gender is {shown}, expected "
                                  "[1, 0] (man) or [0, 1] (woman)")
-        out[image_id] = Gender(WANG_GENDER[key], split, f"{where} (image_id {image_id})",
+        out[image_id] = Gender(WANG_GENDER[tuple(gender)], split, f"{where} (image_id {image_id})",
                                _name(entry, "file_name", where))
     return out
 
@@ -352,7 +473,7 @@ def build_table(instances_paths: list[Path], gender_paths: list[Path], images_ro
                                  f"files ({', '.join(i.path.name for i in instances)})")
         name = owner[image_id].file_names[image_id]
         if gender.file_name is not None and gender.file_name != name:
-            raise DebiaslabError(f"{gender.where}: file_name {gender.file_name!r}, but "
+            raise DebiaslabError(f"{gender.where}: file_name {_show(gender.file_name)}, but "
                                  f"{owner[image_id].path.name} names image {image_id} {name!r}")
     cols = columns(instances, list(exclude), protected)
     splits = assign_splits(instances, genders, seed)
