@@ -43,28 +43,14 @@ SPIN = "while True:\n    pass\n"
 def worker(args) -> None:
     """One timed loop in this process; prints one JSON line."""
     import debiaslab  # noqa: F401, I001 - first: sets the OpenMP environment before torch loads
-    import numpy as np
     import torch
+    from train_throughput import throughput  # the same timed loop (this script's folder is on sys.path)
 
-    from debiaslab.data import ArrayDataset
     from debiaslab.params import TrainParams
-    from debiaslab.train import make_method
 
-    torch.manual_seed(0)
-    params = TrainParams(arch=args.arch, batch_size=args.batch_size, width=args.width)
-    method = make_method("erm", 1, params, torch.device("cpu"), image_size=args.size)
-    rng = np.random.default_rng(0)
-    n = args.batch_size * 8
-    data = ArrayDataset(rng.integers(0, 256, (n, args.size, args.size, 3), dtype=np.uint8),
-                        rng.integers(0, 2, n))
-    batches = list(data.batches(args.batch_size, method.device,
-                                channels_last=params.channels_last))
-    for b in batches[:3]:  # warm-up: oneDNN picks kernels on first use
-        method.update(b)
-    start = time.perf_counter()
-    for i in range(args.steps):
-        method.update(batches[i % len(batches)])
-    seconds = time.perf_counter() - start
+    ips = throughput(args.arch, args.size, TrainParams.precision, TrainParams.channels_last, args.steps,
+                     args.batch_size, args.width)
+    seconds = args.steps * args.batch_size / ips
     print(json.dumps({"ips": args.steps * args.batch_size / seconds, "seconds": seconds,
                       "threads": torch.get_num_threads(),
                       "wait": os.environ.get("OMP_WAIT_POLICY")
