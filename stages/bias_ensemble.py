@@ -6,7 +6,8 @@ import sys
 import numpy as np
 
 from debiaslab import stage_args
-from debiaslab.bias_experiment import bias_ensemble_probs, bias_ensemble_report, load_bias_splits
+from debiaslab.bias_ensemble import bias_ensemble_probs, bias_ensemble_report
+from debiaslab.bias_experiment import load_bias_splits
 from debiaslab.device import resolve_device
 from debiaslab.errors import stage_main
 from debiaslab.io import atomic_path, write_json

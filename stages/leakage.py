@@ -41,7 +41,7 @@ def model_outputs(method, splits, labels):
 
 @stage_main("leakage")
 def main() -> None:
-    params = load_params("leakage", "attributes", "multilabel")
+    params = load_params("leakage", "attributes", "multilabel", "methods")
     p = params["leakage"]
     seed_everything(p.seed)
     attacker = {k: getattr(p, k) for k in ("epochs", "batch_size", "lr", "weight_decay")}
@@ -60,7 +60,7 @@ def main() -> None:
     dataset = (at_zero[0] if at_zero else
                L.leakage(y[rows], g[rows], split[rows], rounds=p.rounds, seed=p.seed, **attacker))
     models = {}
-    for name in params["multilabel"].methods:
+    for name in params["methods"].multilabel:
         method, meta = load_checkpoint(f"models/multilabel/{name}/model.pt", resolve_device("auto"))
         logits, f1, m_ap = model_outputs(method, splits, meta["labels"])
         leak = L.leakage(logits[rows], g[rows], split[rows], rounds=p.rounds, seed=p.seed, **attacker)

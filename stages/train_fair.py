@@ -1,7 +1,9 @@
-"""Stage train_fair METHOD TARGET: adaptive batch composition, FairBatch or Dr-Fairness.
+"""Stage train_fair METHOD TARGET: a target classifier trained by a fair-sampling method of
+``methods.fair`` (FairBatch, Dr-Fairness, ...).
 
-fairbatch: real data only, λ moved by a fixed step toward the group with the larger loss.
-drfairness: real + the generated cells of fair_cells, λ and μ learnt by a hypergradient.
+A method that declares it reads generated data (``"generated"`` among its ``context_keys``, as
+Dr-Fairness does) trains on the real data plus the generated cells of fair_cells; others on the
+real data only.
 """
 
 import sys
@@ -12,8 +14,9 @@ import pandas as pd
 from debiaslab import distributed, stage_args
 from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.errors import DebiaslabError, stage_main
-from debiaslab.fair_sampling import plot_trajectory
 from debiaslab.io import save_figure, write_json
+from debiaslab.methods import get_method
+from debiaslab.methods.fair_sampler import plot_trajectory
 from debiaslab.params import load_params, method_hparams
 from debiaslab.train import train_and_save
 
@@ -31,28 +34,29 @@ def generated_cells(target: str):
 @stage_main("train_fair")
 def main(argv: list[str]) -> None:
     method, target = stage_args.arguments(argv, "METHOD TARGET")
-    stage_args.choice("method", method, ("fairbatch", "drfairness"))
-    params = load_params("train", "attributes", "hparams")
+    params = load_params("train", "attributes", "hparams", "methods")
+    stage_args.choice("method", method, params["methods"].fair, "methods.fair")
     stage_args.target(target, params["attributes"].targets)
     distributed.relaunch_under_torchrun(params["train"].nproc_per_node)  # before any work, not just training
     protected = params["attributes"].protected[0]
     train, val = (PreparedSplit("data/prepared", s) for s in ("train", "val"))
     real = ArrayDataset(train.images, train.label(target), train.label(protected))
     real_val = ArrayDataset(val.images, val.label(target), val.label(protected))
-    context = None
-    if method == "drfairness":
+    context, uses_generated = None, "generated" in get_method(method).context_keys
+    if uses_generated:
         gen = generated_cells(target)
         data = ArrayDataset(*(np.concatenate([getattr(real, k), getattr(gen["train"], k)])
                               for k in ("images", "y", "g")))
         context = {"generated": np.arange(len(data)) >= len(real), "val_real": real_val,
                    "val_generated": gen["val"]}
-    else:  # fairbatch: real data only
+    else:  # real data only
         data = real
     fitted, result = train_and_save(method, 1, data, real_val, params["train"],
                                     hparams=method_hparams(params["hparams"], method), context=context,
                                     model_path=f"models/{method}/{target}/model.pt",
                                     live_dir=f"metrics/train/{method}/{target}", attribute=target)
-    save_figure(plot_trajectory(fitted.trajectory, f"{method}: {target}", protected=protected),
+    save_figure(plot_trajectory(fitted.trajectory, f"{method}: {target}", protected=protected,
+                                mu=uses_generated),
                 f"reports/fair/{method}_{target}.png", dpi=110)
     lam, mu = fitted.trajectory[-1][1:]  # at the end of training (the saved weights: best epoch)
     write_json(f"metrics/fair/{method}/{target}.json", {

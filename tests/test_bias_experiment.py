@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from debiaslab.bias_ensemble import bias_ensemble_report
 from debiaslab.bias_experiment import (
     accuracy_by_alignment,
-    bias_ensemble_report,
     group_balanced_accuracy,
     load_bias_splits,
     write_bias_set,

@@ -98,7 +98,7 @@ def test_the_same_stages_train_on_a_release(tmp_path):
     data = f"data/digits/{sev}"
     proc = stage(workdir, "bias_ensemble.py", sev, data, "debias_train", "bias_ensemble")
     assert proc.returncode == 0, proc.stderr
-    proc = stage(workdir, "train_debias.py", "disent_be", sev, data, "debias_train", "accuracy")
+    proc = stage(workdir, "train_debias.py", "disent", sev, data, "debias_train", "accuracy", "bias_ensemble")
     assert proc.returncode == 0, proc.stderr
     report = json.loads((workdir / f"metrics/debias/{sev}/disent_be.json").read_text())
     assert set(report["test"]) >= {"accuracy", "aligned_accuracy", "conflicting_accuracy"}

@@ -41,8 +41,8 @@ def test_the_default_params_pass(monkeypatch):
     ("attributes.targets", ["Smiling", "$(touch pwned)"]),
     ("attributes.protected", ["../../../../tmp/victim"]),
     ("attributes.protected", ["Eyeglasses\ntouch pwned"]),
-    ("multilabel.methods", ["erm", "`touch pwned`"]),
-    ("multilabel.methods", ["-rf"]),
+    ("methods.multilabel", ["erm", "`touch pwned`"]),
+    ("methods.debias", ["-rf"]),
     ("colored_digits.severities", [1.0, "1.0 && touch pwned"]),
     ("colored_digits.severities", [".."]),
 ])
@@ -54,8 +54,8 @@ def test_values_that_reach_commands_or_output_paths_must_be_plain_names(key, val
 
 def test_every_params_reference_in_dvc_yaml_is_checked():
     """Each ${group.key} dvc.yaml uses is resolved, so a new interpolation cannot skip the check."""
-    with pytest.raises(DebiaslabError, match="multilabel.methods: missing"):
-        check_interpolations({k: v for k, v in PARAMS.items() if k != "multilabel"}, DVC_YAML)
+    with pytest.raises(DebiaslabError, match=r"methods\.\w+: missing"):
+        check_interpolations({k: v for k, v in PARAMS.items() if k != "methods"}, DVC_YAML)
 
 
 def test_a_read_only_path_may_be_any_existing_folder(tmp_path):

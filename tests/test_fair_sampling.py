@@ -8,14 +8,14 @@ from torch import nn
 from debiaslab.data import ArrayDataset
 from debiaslab.device import seed_everything
 from debiaslab.errors import DebiaslabError
-from debiaslab.fair_sampling import (
+from debiaslab.methods.fair_sampler import (
     CellCursor,
-    DrFairness,
     compose_counts,
     fairbatch_targets,
     hypergradient_scores,
     largest_remainder,
 )
+from debiaslab.methods.drfairness import DrFairness
 from debiaslab.params import TrainParams
 from debiaslab.train import fit, make_method
 

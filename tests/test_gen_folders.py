@@ -235,6 +235,11 @@ def test_a_symlink_leaving_the_root(gen_root, tmp_path):
                    "outside gen_data.root")
 
 
+def test_a_linked_folder_inside_the_root_is_not_counted_twice(gen_root):
+    os.symlink(gen_root / combo(1, 1, 1), gen_root / "old_male_smile_glasses_otherhair")
+    one_line_error(lambda: read(gen_root), "the same file as", "expected each generated image once")
+
+
 def test_no_token_map_for_the_target(gen_root):
     tokens = {k: v for k, v in TOKENS.items() if k != "Smiling"}
     one_line_error(lambda: read(gen_root, tokens=tokens),

@@ -1,16 +1,20 @@
-"""Methods on the common trainer: losses per task, gradient reversal, balanced epochs."""
+"""Methods on the common trainer: the registry, losses per task, gradient reversal, balanced epochs."""
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 from debiaslab import params
-from debiaslab.data import ArrayDataset, group_balanced_order
+from debiaslab.data import ArrayDataset, Batch, group_balanced_order
 from debiaslab.device import seed_everything
 from debiaslab.errors import DebiaslabError
-from debiaslab.fair_sampling import FAIRNESS
-from debiaslab.methods import METHODS, gradient_reversal, per_sample_loss
-from debiaslab.params import METHOD_HPARAMS, TrainParams
+from debiaslab.methods import METHODS, get_method, per_sample_loss
+from debiaslab.methods.adversarial import gradient_reversal
+from debiaslab.methods.fair_sampler import FAIRNESS
+from debiaslab.params import METHOD_HPARAMS, TrainParams, declared_methods
 from debiaslab.train import fit, load_checkpoint, make_method, predict_scores, save_checkpoint
 
 CPU = torch.device("cpu")
@@ -101,11 +105,61 @@ def test_adversarial_needs_protected_labels_and_known_hparams():
         make_method("adversarial", 3, PARAMS, CPU, {"lamda": 1.0})
 
 
-def test_every_method_takes_its_defaults_from_params():
-    """One list of hyperparameters: params.METHOD_HPARAMS, which checks params.yaml without torch."""
-    assert set(METHODS) == set(METHOD_HPARAMS)
-    for name, cls in METHODS.items():
-        assert cls.defaults is METHOD_HPARAMS[name], name
+def toy_context(cls, n_train: int, images, y, g) -> dict | None:
+    """What a method declares it reads beyond the batch, built from the toy data."""
+    keys, context = set(cls.context_keys), {}
+    if "bias_selected" in keys:
+        context["bias_selected"] = np.arange(n_train) % 2 == 0
+    if "generated" in keys:  # the second half of the training rows stand for generated data
+        context["generated"] = np.arange(n_train) >= n_train // 2
+        context["val_real"] = context["val_generated"] = ArrayDataset(images[:64], y[:64], g[:64])
+    assert keys <= {"bias_selected", "generated", "val_real", "val_generated"}, keys
+    return context or None
+
+
+@pytest.mark.parametrize("name", sorted(declared_methods()))
+def test_every_registered_method_trains_predicts_and_round_trips(name, tmp_path):
+    """DomainBed's test of its ALGORITHMS: every method module, found by name, through init,
+    update, predict and a checkpoint round trip, on one binary task with a protected label."""
+    cls = get_method(name)
+    assert cls.name == name and cls.defaults == METHOD_HPARAMS[name]  # the literal params.yaml is checked against
+    seed_everything(0)
+    images, y, g = patches(128, 1)
+    y, num_outputs = y[:, 0], 2 if name in ("gce", "lff", "disent") else 1  # class indices: CE methods
+    data = ArrayDataset(images, y, g)
+    method = make_method(name, num_outputs, PARAMS, CPU, None, toy_context(cls, len(data), images, y, g),
+                         image_size=16)
+    method.setup(data, total_steps=4)
+    order = np.asarray(method.epoch_order(data, torch.Generator().manual_seed(0))[:32])
+    x = torch.as_tensor(images[order]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    target = torch.as_tensor(y[order], dtype=torch.long if num_outputs > 1 else torch.float32)
+    logs = method.update(Batch(x, target, torch.as_tensor(g[order]), torch.as_tensor(order)))
+    assert logs and all(np.isfinite(v) for v in logs.values()), logs
+    save_checkpoint(tmp_path / "m.pt", method, PARAMS, num_outputs=num_outputs, image_size=16)
+    loaded, _ = load_checkpoint(tmp_path / "m.pt", CPU)
+    assert type(loaded) is cls
+    np.testing.assert_array_equal(predict_scores(method, data), predict_scores(loaded, data))
+
+
+def test_methods_are_imported_by_name_only_when_used():
+    """A stage imports the method modules it trains and no others (so DVC tracks only those)."""
+    code = ("import sys; from debiaslab import train; "
+            "import debiaslab.methods as m; assert 'debiaslab.methods.lff' not in sys.modules; "
+            "m.get_method('lff'); assert 'debiaslab.methods.lff' in sys.modules; "
+            "assert 'debiaslab.methods.fairbatch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with pytest.raises(DebiaslabError, match="unknown method 'os'"):
+        get_method("os")  # only files of the methods package are ever imported
+
+
+def test_a_new_method_is_one_module(tmp_path):
+    """What params.yaml is checked against comes from the module's literals, without importing it."""
+    (tmp_path / "helper.py").write_text("X = 1\n")
+    (tmp_path / "mine.py").write_text(
+        "import torch\nHPARAMS = {'strength': 1.0, 'mode': 'a'}\nMULTILABEL = True\n")
+    assert declared_methods(tmp_path) == {
+        "mine": {"hparams": {"strength": 1.0, "mode": "a"}, "multilabel": True}}
     assert FAIRNESS is params.FAIRNESS
     method = make_method("fairbatch", 1, PARAMS, CPU)
     assert method.hparams == {"fairness": "eo", "alpha": 0.005, "val_batch": 16}
+    assert set(METHODS) <= set(METHOD_HPARAMS)

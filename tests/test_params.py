@@ -122,7 +122,9 @@ def test_every_float_must_be_finite(tmp_path, group, key, value, shown):
      "colored_digits.severities[1]: expected a percentage in (0, 100), got 100.0"),
     ("colored_digits", {"severities": [1, 1.0]}, "colored_digits.severities: 1 is listed twice"),
     ("colored_digits", {"n_valid": 3}, "colored_digits.n_valid: expected an integer in 10..10000000, got 3"),
-    ("multilabel", {"methods": ["erm", "lff"]}, "multilabel.methods: 'lff' cannot train a multi-label"),
+    ("methods", {"multilabel": ["erm", "lff"]}, "methods.multilabel: 'lff' cannot train a multi-label"),
+    ("methods", {"debias": ["erm", "sgd"]}, "methods.debias: unknown method 'sgd' (registered in"),
+    ("methods", {"fair": ["fairbatch", "fairbatch"]}, "methods.fair: fairbatch is listed twice"),
     ("attributes", {"targets": ["Smiling", "Smiling"]}, "attributes.targets: Smiling is listed twice"),
     ("faces_bias", {"bias": "Smiling"}, "faces_bias.bias: 'Smiling' is also the target"),
 ])
@@ -164,7 +166,7 @@ def test_hparams_are_checked_at_load_time(tmp_path):
         return load_params("hparams", path=write(tmp_path, {"hparams": hparams}))["hparams"]
 
     cases = [
-        ({"lfff": {"q": 0.5}}, "hparams.lfff: unknown method (expected one of: erm, adversarial, gce, lff"),
+        ({"lfff": {"q": 0.5}}, "hparams.lfff: unknown method (expected one of: adversarial, disent, drfairness, erm"),
         ({"lff": {"qq": 0.5}}, "hparams.lff.qq: unknown key (expected one of: q, ema_alpha)"),
         ({"erm": {"lr": 0.1}}, "hparams.erm.lr: unknown key (erm has no hyperparameters)"),
         ({"lff": {"q": "abc"}}, "hparams.lff.q: expected a number, got 'abc'"),
@@ -182,9 +184,9 @@ def test_hparams_are_checked_at_load_time(tmp_path):
             load(hparams)
     # numbers stay floats, as before: checkpoints store them (128.0 and 128 pickle differently)
     assert load({"adversarial": {"hidden": 128, "grl_weight": 1}, "fairbatch": {"fairness": "dp"},
-                 "lff_be": {"q": "1e-1"}}) == {
+                 "lff": {"q": "1e-1"}}) == {
         "adversarial": {"hidden": 128.0, "grl_weight": 1.0}, "fairbatch": {"fairness": "dp"},
-        "lff_be": {"q": 0.1}}
+        "lff": {"q": 0.1}}
 
 
 def test_every_hyperparameter_has_a_rule_its_default_obeys(tmp_path):

@@ -134,6 +134,37 @@ def test_second_repro_is_a_no_op(repo):
     assert "Running stage" not in out and "up to date" in out
 
 
+def stages_to_rerun(repo) -> set[str]:
+    """The stages `dvc status` reports as changed."""
+    return set(json.loads(sh(repo, "dvc", "status", "--json").strip() or "{}"))
+
+
+def test_an_edit_reruns_only_the_stages_of_the_method_it_touches(repo):
+    """Editing one method's module, or its hparams entry, leaves exactly that method's stages to
+    rerun (and check_params, the guard every params edit reruns), no baseline, GAN or other method."""
+    module, params = repo / "src/debiaslab/methods/lff.py", repo / "params.yaml"
+    code, settings = module.read_text(), params.read_text()
+    lff_stages = {"train_debias@lff-1.0", "train_debias_be@lff-1.0", "train_debias_faces@lff",
+                  "train_debias_faces_be@lff"}
+    try:
+        module.write_text(code + "\n# an edit\n")
+        assert stages_to_rerun(repo) == lff_stages
+        module.write_text(code)
+        edited = yaml.safe_load(settings)
+        edited["hparams"]["fairbatch"]["alpha"] = 0.01
+        params.write_text(yaml.safe_dump(edited, sort_keys=False))
+        assert stages_to_rerun(repo) == {"check_params", "train_fair@fairbatch-Smiling"}
+        edited["hparams"]["disent"]["lambda_swap"] = 2.0
+        params.write_text(yaml.safe_dump(edited, sort_keys=False))
+        assert stages_to_rerun(repo) == {"check_params", "train_fair@fairbatch-Smiling",
+                                         "train_debias@disent-1.0", "train_debias_be@disent-1.0",
+                                         "train_debias_faces@disent", "train_debias_faces_be@disent"}
+    finally:
+        module.write_text(code)
+        params.write_text(settings)
+    assert stages_to_rerun(repo) == set()
+
+
 def test_metrics_show_lists_fairness_metrics(repo):
     out = sh(repo, "dvc", "metrics", "show", "--json")
     assert "DEO" in out and "best_val_score" in out

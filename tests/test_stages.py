@@ -85,7 +85,13 @@ def test_train_then_evaluate_writes_metrics(workdir):
     ("train_fair.py", ["fairbatch", "Smilng"],
      "error: train_fair: target 'Smilng': expected one of attributes.targets: Smiling"),
     ("train_debias.py", ["lf", "1.0", "data/digits/1.0", "debias_train", "accuracy"],
-     "error: train_debias: method 'lf': expected one of erm, gce, lff, lff_be, disent, disent_be"),
+     "error: train_debias: method 'lf': expected one of adversarial, disent, drfairness, erm, "),
+    ("train_debias.py", ["erm", "1.0", "data/digits/1.0", "debias_train", "accuracy", "bias_ensemble"],
+     "error: train_debias: erm does not use BiasEnsemble's selection (methods.bias_ensemble lists"),
+    ("train_debias.py", ["lff", "1.0", "data/digits/1.0", "debias_train", "accuracy", "be"],
+     "error: train_debias: selection 'be': expected one of bias_ensemble"),
+    ("train_fair.py", ["lff", "Smiling"],
+     "error: train_fair: method 'lff': expected one of methods.fair: fairbatch, drfairness"),
     ("bias_ensemble.py", ["1.0", "data/digits/1.0", "debias_train", "train"],
      "error: bias_ensemble: ensemble group 'train': expected one of bias_ensemble, faces_bias_ensemble"),
     ("train_baseline.py", ["Smilng"],
@@ -99,7 +105,7 @@ def test_bad_float_and_hparams_group_are_one_line(tmp_path):
     proc = run_stage(tmp_path, "train_baseline.py", "Smiling", params={"train": {"lr": float("nan")}})
     assert_one_line_error(proc, "params.yaml: train.lr: expected a finite number, got nan")
     proc = run_stage(tmp_path, "train_multilabel.py", "erm", params={"hparams": {"lfff": {"q": 0.5}}})
-    assert_one_line_error(proc, "params.yaml: hparams.lfff: unknown method (expected one of: erm, ")
+    assert_one_line_error(proc, "params.yaml: hparams.lfff: unknown method (expected one of: adversarial, disent, ")
 
 
 def test_stage_argument_helpers():

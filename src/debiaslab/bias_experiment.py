@@ -1,18 +1,15 @@
 """Glue for the bias-conflicting benchmarks (Colored Digits, or a user's CMNIST / BFFHQ folders):
-packed splits with target, bias and aligned columns; the BiasEnsemble; accuracy by alignment."""
+packed splits with target, bias and aligned columns, and accuracy by alignment. The BiasEnsemble
+selection is :mod:`debiaslab.bias_ensemble`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .data import ArrayDataset, PreparedSplit
-from .debias_methods import selection_quality, vote_bias_aligned
-from .device import seed_everything
-from .train import fit, make_method, predict_scores
 
 SPLITS = ("train", "valid", "test")
 
@@ -66,29 +63,3 @@ def write_bias_set(out_dir: str | Path, splits: dict[str, tuple[np.ndarray, np.n
             pd.DataFrame({"image": np.arange(len(target)), "target": target, "bias": bias,
                           "aligned": (target == bias).astype(int)}).to_csv(
                 tmp / f"{name}_labels.csv", index=False)
-
-
-def bias_ensemble_probs(train: ArrayDataset, valid: ArrayDataset, params, be, device,
-                        num_classes: int, *, progress: bool = True) -> np.ndarray:
-    """(M, N) probability of the true class under each of M GCE models (BiasEnsemble).
-
-    Each model is trained for ``be.epochs`` with its own seed and kept at its epoch of best
-    validation accuracy, as the original ``pretrain_b_ensemble_best`` keeps its members.
-    """
-    member_params = replace(params, epochs=be.epochs)
-    probs = []
-    for m in tqdm(range(be.n_models), desc="bias ensemble", unit="model", disable=not progress):
-        generator = seed_everything(be.seed * 1000 + m)
-        method = make_method("gce", num_classes, member_params, device, {"q": be.q},
-                             image_size=int(train.images.shape[1]))
-        fit(method, train, valid, member_params, generator=generator, progress=False)
-        scores = predict_scores(method, train)
-        probs.append(scores[np.arange(len(train)), train.y])
-    return np.stack(probs)
-
-
-def bias_ensemble_report(probs: np.ndarray, aligned: np.ndarray, be) -> tuple[np.ndarray, dict]:
-    selected = vote_bias_aligned(probs, tau=be.tau, min_votes=be.min_votes)
-    report = {**selection_quality(selected, aligned), "n_selected": int(selected.sum()),
-              "n_train": int(len(selected)), "true_conflicting_fraction": float((~aligned).mean())}
-    return selected, report

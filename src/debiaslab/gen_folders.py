@@ -114,6 +114,7 @@ def read_gen_folders(root: str | Path, target: str, protected: str, tokens: dict
                                  "(symlinks must stay inside it)")
 
     paths, y, g = [], [], []
+    seen: dict[Path, Path] = {}  # each file once: a linked folder or image would count it twice
     folders: dict[tuple[int, int], list[str]] = {cell: [] for cell in CELLS}
     for entry in _entries(root):
         folder = root / entry.name
@@ -138,6 +139,10 @@ def read_gen_folders(root: str | Path, target: str, protected: str, tokens: dict
                 inside(path)
             if not item.is_file():
                 raise DebiaslabError(f"{path}: not a regular file (broken link?)")
+            if (real := path.resolve()) in seen:
+                raise DebiaslabError(f"{path}: the same file as {seen[real]} (through a link); "
+                                     "expected each generated image once")
+            seen[real] = path
             images.append(path)
         if not images:
             raise DebiaslabError(f"{folder}: no images (expected the generated .png/.jpg images of "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from sklearn.metrics import precision_recall_curve
 
 
 def _weights(sample_weight, n: int) -> tuple[np.ndarray, bool]:
@@ -90,6 +89,8 @@ def calibrated_threshold(y_true, y_score) -> float:
 
 def f1_threshold(y_true, y_score) -> float:
     """Threshold maximising F1 (``score >= threshold`` is positive); used to hallucinate labels."""
+    from sklearn.metrics import precision_recall_curve  # here: sklearn.metrics takes 1.5 s to import
+
     precision, recall, thresholds = precision_recall_curve(_binary("y_true", y_true), y_score)
     f1 = _ratio(2 * precision * recall, precision + recall)[:-1]
     return float(thresholds[np.nanargmax(f1)])

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from .checkpoints import load_module_weights, load_weights_file
@@ -115,11 +114,15 @@ def _resnet(factory, num_outputs: int, params) -> nn.Module:
 
 @register("resnet18")
 def resnet18(num_outputs: int, params, image_size: int) -> nn.Module:
+    import torchvision  # here, not at the top: importing it costs 2 s per stage (torch._dynamo)
+
     return _resnet(torchvision.models.resnet18, num_outputs, params)
 
 
 @register("resnet50")
 def resnet50(num_outputs: int, params, image_size: int) -> nn.Module:
+    import torchvision
+
     return _resnet(torchvision.models.resnet50, num_outputs, params)
 
 

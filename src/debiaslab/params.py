@@ -6,12 +6,13 @@ checks every key, type and range, so a typo fails at once with a one-line messag
 
 Numbers must be finite; counts that size an allocation have generous upper limits (a typo with
 extra zeros fails here, not as a MemoryError an hour later). The ``hparams`` group is checked
-against :data:`METHOD_HPARAMS`, the methods' own defaults. Imports no torch or NumPy: the
+against :data:`METHOD_HPARAMS`, the defaults each method module declares. Imports no torch or NumPy: the
 ``check_params`` guard validates params.yaml with this module before every stage.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 import types
@@ -42,25 +43,34 @@ MAX_WIDTH = 1_024  # channels of a network's narrowest block (the GAN's base has
 MAX_LATENT_DIM = 4_096  # the CelebA PGAN's latents have 512
 MAX_WORKERS = 1_024  # processes of a process pool, or of torchrun on one node
 
-# Each training method's hyperparameters and their defaults: the one list that the methods'
-# classes take their ``defaults`` from (see methods.register_method) and that the `hparams` group
-# of params.yaml is checked against at load time, without importing the methods (and torch).
-# BiasEnsemble variants (``*_be``) share their base method's.
-_LFF_HPARAMS = {"q": 0.7, "ema_alpha": 0.7}
-_DISENT_HPARAMS = {"q": 0.7, "ema_alpha": 0.7, "lambda_dis_align": 10.0, "lambda_swap_align": 10.0,
-                   "lambda_swap": 1.0, "swap_after": 0.2}
+METHODS_DIR = Path(__file__).parent / "methods"
+
+
+def declared_methods(methods_dir: Path = METHODS_DIR) -> dict[str, dict[str, Any]]:
+    """{name: its module's declarations} of every method module ``methods/NAME.py``, read from
+    the source without importing it (so without torch): the literal ``HPARAMS`` (hyperparameter
+    defaults, required) and ``MULTILABEL`` (trains on one 0/1 column per label; default False).
+    A module is a method when it assigns HPARAMS; helpers shared by methods do not."""
+    found = {}
+    for path in sorted(methods_dir.glob("*.py")):
+        values = {}
+        for node in ast.parse(path.read_text()).body:
+            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+                node.target if isinstance(node, ast.AnnAssign) and node.value is not None else None)
+            if isinstance(target, ast.Name) and target.id in ("HPARAMS", "MULTILABEL"):
+                values[target.id] = ast.literal_eval(node.value)
+        if isinstance(values.get("HPARAMS"), dict):
+            found[path.stem] = {"hparams": values["HPARAMS"],
+                                "multilabel": bool(values.get("MULTILABEL", False))}
+    return found
+
+
+_DECLARED = declared_methods()
+# Each method's hyperparameters and their defaults, as its module declares them: what the
+# `hparams` group of params.yaml is checked against at load time.
 METHOD_HPARAMS: dict[str, dict[str, float | int | str]] = {
-    "erm": {},
-    "adversarial": {"grl_weight": 1.0, "hidden": 128},
-    "gce": {"q": 0.7},
-    "lff": _LFF_HPARAMS,
-    "lff_be": _LFF_HPARAMS,
-    "disent": _DISENT_HPARAMS,
-    "disent_be": _DISENT_HPARAMS,
-    "fairbatch": {"fairness": "eo", "alpha": 0.005, "val_batch": 16},
-    "drfairness": {"fairness": "eo", "k": 20.0, "lr": 0.005, "val_batch": 16},
-}
-MULTILABEL_METHODS = ("erm", "adversarial")  # the methods whose loss takes one 0/1 column per label
+    name: d["hparams"] for name, d in _DECLARED.items()}
+MULTILABEL_METHODS = tuple(n for n, d in _DECLARED.items() if d["multilabel"])  # 0/1 column per label
 FAIRNESS = ("eo", "eqopp", "dp")  # equalised odds, equal opportunity, demographic parity
 
 
@@ -213,7 +223,6 @@ class EvaluateParams(Checked):
 
 @dataclass(frozen=True)
 class MultilabelParams:
-    methods: list[str] = field(default_factory=lambda: ["erm", "adversarial"])  # one model each
     # the column train_multilabel and leakage protect; every other column is a label. null:
     # attributes.protected[0] (and no attribute of attributes.protected is a label)
     protected: str | None = None
@@ -223,11 +232,6 @@ class MultilabelParams:
                                            or any(ord(c) < 32 for c in self.protected)):
             raise ValueError(f"protected: expected a column name of the prepared data, got "
                              f"{self.protected!r}")
-        for name in self.methods:
-            if name not in MULTILABEL_METHODS:
-                raise ValueError(f"methods: {name!r} cannot train a multi-label classifier "
-                                 f"(expected one of: {', '.join(MULTILABEL_METHODS)})")
-        check_unique(self.methods, "methods")
 
 
 @dataclass(frozen=True)
@@ -343,7 +347,7 @@ def bias_image_size(data: BiasDataParams) -> int | None:
 
 def apply_bias_preset(params: dict[str, Any], data: BiasDataParams) -> dict[str, Any]:
     """``params`` with the preset's values over ``debias_train`` and, when loaded with it, over the
-    lff/disent entries of ``hparams`` (their ``_be`` entries too): the groups the Colored Digits
+    lff/disent entries of ``hparams`` (their BiasEnsemble runs use the same): the groups the Colored Digits
     stages read. Faces stages read other train groups and are left alone."""
     preset = bias_preset(data)
     if not preset or "debias_train" not in params:
@@ -353,9 +357,7 @@ def apply_bias_preset(params: dict[str, Any], data: BiasDataParams) -> dict[str,
     if "hparams" in params:
         hparams = {method: dict(values) for method, values in params["hparams"].items()}
         for method, values in preset["hparams"].items():
-            for name in (method, f"{method}_be"):
-                if name == method or name in hparams:
-                    hparams[name] = {**hparams.get(name, {}), **{k: float(v) for k, v in values.items()}}
+            hparams[method] = {**hparams.get(method, {}), **{k: float(v) for k, v in values.items()}}
         out["hparams"] = hparams
     return out
 
@@ -374,8 +376,41 @@ class FacesBiasParams:
 
 
 def method_hparams(hparams: dict[str, dict], method: str) -> dict | None:
-    """A method's entry in the ``hparams`` group; BiasEnsemble variants share their base's."""
-    return hparams.get(method, hparams.get(method.removesuffix("_be")))
+    """A method's entry in the ``hparams`` group (its BiasEnsemble runs use the same)."""
+    return hparams.get(method)
+
+
+# The GAN paper's target classifiers (stage evaluate), beside methods.fair's (evaluate_fair).
+GAN_CLASSIFIERS = ("baseline", "augmented", "augmented_inversion")
+
+
+def bias_ensemble_run(method: str) -> str:
+    """The name of a method's run with the BiasEnsemble selection: its folders and metrics files."""
+    return f"{method}_be"
+
+
+@dataclass(frozen=True)
+class MethodsParams:
+    """Which registered methods (``src/debiaslab/methods/NAME.py``) each experiment trains: the
+    lists dvc.yaml's stages iterate over, so adding a method to an experiment is one entry here."""
+
+    fair: list[str] = field(default_factory=lambda: ["fairbatch", "drfairness"])  # per target
+    multilabel: list[str] = field(default_factory=lambda: ["erm", "adversarial"])  # leakage's models
+    debias: list[str] = field(default_factory=lambda: ["erm", "lff", "disent"])  # per bias set
+    bias_ensemble: list[str] = field(default_factory=lambda: ["lff", "disent"])  # again, with BE
+
+    def __post_init__(self) -> None:
+        for key in ("fair", "multilabel", "debias", "bias_ensemble"):
+            names = getattr(self, key)
+            for name in names:
+                if name not in METHOD_HPARAMS:
+                    raise ValueError(f"{key}: unknown method {name!r} (registered in "
+                                     f"src/debiaslab/methods/: {', '.join(METHOD_HPARAMS)})")
+            check_unique(names, key)
+        for name in self.multilabel:
+            if name not in MULTILABEL_METHODS:
+                raise ValueError(f"multilabel: {name!r} cannot train a multi-label classifier "
+                                 f"(expected one of: {', '.join(MULTILABEL_METHODS)})")
 
 
 @dataclass(frozen=True)
@@ -541,7 +576,8 @@ class GenDataParams:
 
 
 # What each hyperparameter of METHOD_HPARAMS accepts beyond its default's type (a name means the
-# same in every method that has it). Integers stay below sizes that would exhaust memory.
+# same in every method that has it; names not listed are checked for type only). Integers stay
+# below sizes that would exhaust memory.
 HPARAM_BOUNDS = {
     "q": Bounds(0, 1, lo_open=True),  # GCE's exponent; q -> 0 is plain cross-entropy
     "ema_alpha": Bounds(0, 1),
@@ -590,16 +626,18 @@ def _hparam(method: str, key: Any, value: Any, where: str) -> float | str:
         raise DebiaslabError(f"{where}.{key}: unknown key ({known})")
     default = defaults[key]
     if isinstance(default, str):
-        choices = HPARAM_CHOICES[key]
-        if value not in choices:
-            raise DebiaslabError(f"{where}.{key}: expected one of {', '.join(map(repr, choices))}, "
-                                 f"got {value!r}")
+        choices = HPARAM_CHOICES.get(key)
+        if choices is None and isinstance(value, str):
+            return value
+        if choices is None or value not in choices:
+            expected = f"one of {', '.join(map(repr, choices))}" if choices else "a string"
+            raise DebiaslabError(f"{where}.{key}: expected {expected}, got {value!r}")
         return value
     if isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
         raise DebiaslabError(f"{where}.{key}: expected an integer, got {value!r}")
     number = _convert(value, float, f"{where}.{key}")
     try:
-        HPARAM_BOUNDS[key].check(key, value if isinstance(default, int) else number)
+        HPARAM_BOUNDS.get(key, Bounds()).check(key, value if isinstance(default, int) else number)
     except ValueError as err:
         raise DebiaslabError(f"{where}.{err}") from None
     return number
@@ -612,6 +650,7 @@ GROUPS: dict[str, Any] = {
     "prepare": PrepareParams,
     "train": TrainParams,
     "evaluate": EvaluateParams,
+    "methods": MethodsParams,  # which methods each experiment trains
     "multilabel": MultilabelParams,
     "hparams": parse_hparams,  # per-method hyperparameters
     "leakage": LeakageParams,

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import DebiaslabError
-from .params import CELEBA_ATTRIBUTES
+from .params import CELEBA_ATTRIBUTES, GAN_CLASSIFIERS, MethodsParams, bias_ensemble_run
 
 if TYPE_CHECKING:
     from .paired import Delta
@@ -38,8 +38,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 Z95 = 1.959963984540054  # standard normal quantile at 0.975
-METHODS = ("baseline", "augmented", "augmented_inversion", "fairbatch", "drfairness")
-DEBIAS_METHODS = ("erm", "lff", "lff_be", "disent", "disent_be")
+# The order of rows (the default methods lists; methods found beyond them follow, sorted)
+_DEFAULT = MethodsParams()
+METHODS = (*GAN_CLASSIFIERS, *_DEFAULT.fair)
+DEBIAS_METHODS = tuple(run for m in _DEFAULT.debias
+                       for run in (m, *[bias_ensemble_run(m)] * (m in _DEFAULT.bias_ensemble)))
 
 
 # ----------------------------------------------------------------------------- numbers

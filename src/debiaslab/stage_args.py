@@ -21,12 +21,15 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 PLAIN_NAME_RULE = "letters, digits and _ . + -, not starting with . or -, at most 128 characters"
 
 
-def arguments(argv: Sequence[str], names: str) -> list[str]:
-    """``argv`` as a list, checked to hold one value for each word of ``names`` ("METHOD TARGET")."""
+def arguments(argv: Sequence[str], names: str, *, optional: int = 0) -> list[str]:
+    """``argv`` as a list, checked to hold one value for each word of ``names`` ("METHOD TARGET");
+    the last ``optional`` words ("[bias_ensemble]") may be left out."""
     expected = names.split()
-    if len(argv) != len(expected):
+    least = len(expected) - optional
+    if not least <= len(argv) <= len(expected):
         got = f"{len(argv)} ({' '.join(map(repr, argv))})" if argv else "none"
-        raise DebiaslabError(f"expected {len(expected)} argument{'s' if len(expected) > 1 else ''} "
+        count = f"{least} to {len(expected)}" if optional else str(len(expected))
+        raise DebiaslabError(f"expected {count} argument{'s' if len(expected) > 1 else ''} "
                              f"({names}), got {got}")
     return list(argv)
 

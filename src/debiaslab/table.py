@@ -89,7 +89,7 @@ def read_table(root: str | Path, table: str) -> TableIndex:
     header = [h.strip() for h in rows[0]]
     image_col, split_col, label_cols = _header(path, header)
     names, labels, splits = [], [], []
-    seen: dict[str, int] = {}
+    seen: dict[Path, tuple[int, str]] = {}  # by the file itself: a/./x.jpg and a link to it are x.jpg
     for i, row in enumerate(rows[1:], start=2):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # a blank line
@@ -99,13 +99,15 @@ def read_table(root: str | Path, table: str) -> TableIndex:
                                  "header column)")
         name = row[image_col].strip()
         check_relative_name(name, where)
-        if name in seen:
-            raise DebiaslabError(f"{where}: image {name!r} appears again (first on line "
-                                 f"{seen[name]}); expected one row per image")
-        seen[name] = i
         image = resolve_inside(root, name, where)
         if not image.is_file():
             raise DebiaslabError(f"{where}: image {name!r}: file not found in {root}")
+        if image in seen:
+            line, first = seen[image]
+            same = "" if first == name else f" as {first!r}"
+            raise DebiaslabError(f"{where}: image {name!r} appears again (first on line {line}{same}); "
+                                 "expected one row per image")
+        seen[image] = (i, name)
         split = row[split_col].strip()
         if split not in SPLITS:
             raise DebiaslabError(f"{where}: split is {split!r}, expected one of {', '.join(SPLITS)}")

@@ -4,10 +4,10 @@ torch's CPU wheel runs its intra-op threads on GNU OpenMP (libgomp), as many as 
 cores. Each parallel operation waits for its slowest thread, so when another process holds one of
 the cores the whole loop runs at the pace of the thread that keeps being descheduled: with one
 busy process beside it on 2 cores, ``train_gan`` took 1,500 s instead of 258 s, and the training
-step of ``benchmarks/contention.py`` falls to 0.23-0.30 of its speed alone. One thread fewer (one
-thread on 2 cores) keeps it at 0.71-1.12. libgomp's wait policy is not the cause: with
-``OMP_WAIT_POLICY=PASSIVE`` the busy speed is the same (607 vs 613 images/s) and the quiet one
-30 % lower (1,865 vs 2,647), so it is left at libgomp's default.
+step of ``benchmarks/contention.py`` falls to about a quarter of its speed alone, while one thread
+fewer keeps about two thirds. libgomp's wait policy is not the cause: ``OMP_WAIT_POLICY=PASSIVE``
+barely helps the busy case and slows the quiet one, so it is left at libgomp's default. (The
+benchmark's numbers are in the README, section Speed; they are not repeated here.)
 
 The thread count, however, changes how reductions are split and therefore the last bits of the
 results, and "same params, same metrics on CPU, bit for bit" holds at a given thread count. So it

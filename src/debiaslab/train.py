@@ -12,12 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import (
-    debias_methods,  # noqa: F401 - registers gce, lff, disent and their BE variants
-    distributed,
-    fair_sampling,  # noqa: F401 - registers fairbatch and drfairness
-    metrics,
-)
+from . import distributed, metrics
 from .checkpoints import (
     describe,
     first_line,
@@ -30,7 +25,7 @@ from .checkpoints import (
 from .data import ArrayDataset
 from .errors import DebiaslabError
 from .io import save_torch
-from .methods import METHODS, Method
+from .methods import Method, get_method
 from .models import build_model
 
 
@@ -80,8 +75,7 @@ def selection_score(y_true: np.ndarray, scores: np.ndarray) -> float:
 def make_method(name: str, num_outputs: int, params, device: torch.device,
                 hparams: dict | None = None, context: dict | None = None, *,
                 image_size: int = 32) -> Method:
-    if name not in METHODS:
-        raise DebiaslabError(f"unknown method {name!r} (valid: {', '.join(METHODS)})")
+    cls = get_method(name)  # imports the method's module: a stage imports only what it trains
     # Validate the architecture with a clean error before any method state exists. This build
     # also consumes one initialisation's worth of random draws, which the seeded results in
     # dvc.lock depend on: removing it changes every model's initial weights.
@@ -90,7 +84,7 @@ def make_method(name: str, num_outputs: int, params, device: torch.device,
     def factory():
         return build_model(num_outputs, params, image_size)
 
-    return METHODS[name](factory, params, device, hparams, context)
+    return cls(factory, params, device, hparams, context)
 
 
 def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
@@ -363,7 +357,7 @@ def train_and_save(method_name: str, num_outputs: int, train: ArrayDataset, val:
 
     # one check, before any process is started: params ask for several, or a user's torchrun did
     if (distributed.planned_world_size(params.nproc_per_node) > 1
-            and not METHODS.get(method_name, Method).supports_distributed):
+            and not get_method(method_name).supports_distributed):
         raise DebiaslabError(f"{method_name}: cannot train with train.nproc_per_node > 1 (its "
                              "per-sample state is not shared between processes); set it to 1")
     distributed.relaunch_under_torchrun(params.nproc_per_node)

@@ -15,7 +15,7 @@ from torch import nn
 from debiaslab import distributed
 from debiaslab.data import ArrayDataset
 from debiaslab.device import seed_everything
-from debiaslab.methods import ERM
+from debiaslab.methods.erm import ERM
 from debiaslab.params import TrainParams
 from debiaslab.train import fit, predict_scores
 

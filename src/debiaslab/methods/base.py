@@ -1,15 +1,18 @@
-"""Training methods, DomainBed style: a small class with ``update(batch)`` and ``predict(x)``.
+"""The base of every training method, DomainBed style: ``update(batch)`` and ``predict(x)``.
 
-Adding a method is one class registered by name; the training loop in :mod:`debiaslab.train`
-never changes. A method owns its model(s) and optimiser(s), may choose the order in which an
-epoch visits the training set (``epoch_order``), and returns scalar logs from ``update``.
-Method-specific hyperparameters arrive as the dict ``hparams`` (a params.yaml group); their names
-and defaults are declared in :data:`debiaslab.params.METHOD_HPARAMS`, torch-free, so params.yaml
-is checked against them before any stage imports a method.
+A method is one module of this package, ``methods/NAME.py``, holding one class registered as NAME
+and the literal ``HPARAMS`` dict of its hyperparameters' defaults (params.yaml's ``hparams.NAME``
+is checked against it without importing torch: :func:`debiaslab.params.declared_methods`). The
+training loop in :mod:`debiaslab.train` never changes. A method owns its model(s) and
+optimiser(s), may choose the order in which an epoch visits the training set (``epoch_order``),
+and returns scalar logs from ``update``. Modules are imported by name when a method is used
+(:func:`debiaslab.methods.get_method`), so a stage runs, and DVC makes it depend on, only the
+method modules it trains.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -17,26 +20,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import distributed
-from .data import ArrayDataset, Batch, group_balanced_order, shuffled_order
-from .device import autocast
-from .errors import DebiaslabError
-from .models import embed_width
-from .params import METHOD_HPARAMS
+from .. import distributed
+from ..data import ArrayDataset, Batch, shuffled_order
+from ..device import autocast
+from ..errors import DebiaslabError
 
 METHODS: dict[str, type[Method]] = {}
 
 
 def register_method(name: str):
-    """Register ``cls`` under ``name``; its ``defaults`` are ``METHOD_HPARAMS[name]`` (one list for
-    the methods and for the check of params.yaml)."""
+    """Register ``cls`` under ``name``; its ``defaults`` are its module's ``HPARAMS`` (the literal
+    that params.yaml is checked against before any stage imports torch)."""
 
     def add(cls):
-        if name not in METHOD_HPARAMS:
-            raise KeyError(f"method {name!r}: declare its hyperparameters in params.METHOD_HPARAMS")
+        module = sys.modules[cls.__module__]
+        if not isinstance(getattr(module, "HPARAMS", None), dict):
+            raise KeyError(f"method {name!r}: declare HPARAMS = {{...}} in {cls.__module__}")
         METHODS[name] = cls
         cls.name = name
-        cls.defaults = METHOD_HPARAMS[name]
+        cls.defaults = module.HPARAMS
         return cls
 
     return add
@@ -60,13 +62,16 @@ class Method:
     """Base class: Adam on one model, bf16 autocast for the forward pass where enabled."""
 
     name = "base"
-    defaults: dict = {}  # set by register_method from params.METHOD_HPARAMS
+    defaults: dict = {}  # set by register_method from the module's HPARAMS
     # False for methods whose per-sample state (indexed by batch.index) each process would keep
     # for its own part of the batches only; the trainer then refuses train.nproc_per_node > 1.
     supports_distributed = True
     # False for methods with state beyond their models and optimiser (sampler weights, per-sample
     # averages): training then restarts from scratch after an interruption instead of resuming.
     resumable = True
+    # What the method reads from ``context`` beyond hyperparameters; stages supply these by name
+    # (e.g. "bias_selected": BiasEnsemble's selection, "generated": which rows are generated).
+    context_keys: tuple[str, ...] = ()
 
     def __init__(self, factory: Callable[[], nn.Module], params, device: torch.device,
                  hparams: dict | None = None, context: dict | None = None):
@@ -122,64 +127,3 @@ class Method:
     def state_dict(self) -> dict:
         """What a checkpoint keeps: the weights of the model that predicts."""
         return self.model.state_dict()
-
-
-@register_method("erm")
-class ERM(Method):
-    """Empirical risk minimisation: the baseline of every paper."""
-
-    def update(self, batch: Batch) -> dict[str, float]:
-        loss = per_sample_loss(self.predict(batch.x), batch.y).mean()
-        self.step(loss)
-        return {"loss": loss.item()}
-
-
-class _GradientReversal(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, weight):
-        ctx.weight = weight
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return -ctx.weight * grad, None
-
-
-def gradient_reversal(x: torch.Tensor, weight: float) -> torch.Tensor:
-    """Identity forward; multiplies the gradient by -weight backward (Ganin & Lempitsky 2015)."""
-    return _GradientReversal.apply(x, weight)
-
-
-@register_method("adversarial")
-class AdversarialRemoval(Method):
-    """Adversarial removal of the protected attribute from the representation (Wang et al. 2019).
-
-    An adversary MLP predicts the protected attribute from ``model.embed(x)`` through a gradient
-    reversal layer of weight ``grl_weight`` (λ): minimising the summed loss with one optimiser trains the
-    adversary to find the attribute and the encoder to hide it. Batches are balanced by group, so
-    the adversary cannot win by predicting the majority group.
-    """
-
-    def __init__(self, factory, params, device, hparams=None, context=None):
-        super().__init__(factory, params, device, hparams, context)
-        hidden = int(self.hparams["hidden"])
-        self.adversary = nn.Sequential(nn.Linear(embed_width(self.model), hidden), nn.ReLU(inplace=True),
-                                       nn.Linear(hidden, 2)).to(device)
-        self.optimizer = self.make_optimizer([*self.model.parameters(),
-                                              *self.adversary.parameters()])
-
-    def epoch_order(self, data: ArrayDataset, generator: torch.Generator) -> np.ndarray:
-        if data.g is None:
-            raise DebiaslabError("adversarial: training data has no protected labels")
-        return group_balanced_order(data.g, generator)
-
-    def update(self, batch: Batch) -> dict[str, float]:
-        with self.autocast():
-            features = self.model.embed(batch.x)
-            logits = self.model.head(features)
-            adversary = self.adversary(gradient_reversal(features, float(self.hparams["grl_weight"])))
-        task = per_sample_loss(logits, batch.y).mean()
-        adv = F.cross_entropy(adversary.float(), batch.g)
-        self.step(task + adv)
-        adv_acc = (adversary.argmax(1) == batch.g).float().mean()
-        return {"loss": task.item(), "adversary_loss": adv.item(), "adversary_acc": adv_acc.item()}

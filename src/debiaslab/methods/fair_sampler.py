@@ -1,4 +1,4 @@
-"""Fair batch composition: FairBatch (Roh et al., ICLR 2021) and Dr-Fairness (Roh et al., TMLR 2023).
+"""What FairBatch (ICLR 2021) and Dr-Fairness (TMLR 2023), both by Roh et al., share: fair batches.
 
 Both methods train with the plain ERM loss; what they learn is *which samples make up a batch*:
 
@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import ArrayDataset, Batch
-from .errors import DebiaslabError
-from .methods import Method, per_sample_loss, register_method
-from .params import FAIRNESS  # equalised odds, equal opportunity, demographic parity
+from ..data import ArrayDataset, Batch
+from ..errors import DebiaslabError
+from ..params import FAIRNESS  # equalised odds, equal opportunity, demographic parity
+from .base import Method, per_sample_loss
 
 CELLS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (y, g), in the row-major order of a (2, 2) array
 SOURCES = ("real", "generated")
@@ -190,7 +190,7 @@ def _cell_name(y: int, g: int) -> str:
 
 
 # --------------------------------------------------------------------------- the methods
-class _FairSampler(Method):
+class FairSampler(Method):
     """Shared parts: per-cell positions, the composed epoch order, the trajectory and the logs.
 
     ``epoch_order`` returns a :class:`ComposedOrder` over as many samples as there are real
@@ -305,132 +305,9 @@ class _FairSampler(Method):
                 **sampler_logs(self.lam, self.mu if self.uses_generated else None)}
 
 
-@register_method("fairbatch")
-class FairBatch(_FairSampler):
-    """FairBatch: λ moves by ``alpha`` per step toward the group with the larger loss.
-
-    Real data only. The per-cell losses come from a probe of ``val_batch`` training samples per
-    (y, g) cell, so a group whose λ has reached 0 (absent from batches) can still win λ back.
-    ``fairness``: "eo" adapts λ for both labels, "eqopp" for y = 1 only, "dp" both labels by a
-    selection-rate proxy (see :func:`fairbatch_targets`). Batches are composed lazily, see
-    :class:`_FairSampler` and :class:`ComposedOrder`.
-    """
-
-    def init_sampler(self, group_share: np.ndarray) -> None:
-        self.lam, self.mu = group_share.copy(), np.ones((2, 2))
-        self.probes = self.probe_cursors(self.sources["real"])
-
-    def set_sampler(self, lam, mu=None) -> None:
-        self.lam = np.array(lam, dtype=np.float64)
-
-    def move(self, losses: torch.Tensor) -> None:
-        """Step λ by ``alpha`` toward the groups :func:`fairbatch_targets` picks, within [0, 1]."""
-        alpha = float(self.hparams["alpha"])
-        for y, g in fairbatch_targets(losses, self.hparams["fairness"], self.cell_share):
-            self.lam[y, g] = min(self.lam[y, g] + alpha, 1.0)
-            self.lam[y, 1 - g] = 1.0 - self.lam[y, g]
-
-    def adapt(self) -> dict[str, float]:
-        with torch.no_grad():
-            losses = self.probe_losses(self.train_data, self.probes)
-        self.move(losses)
-        return {"gap": fairness_gap(losses, self.hparams["fairness"], self.cell_share).item()}
-
-
-@register_method("drfairness")
-class DrFairness(_FairSampler):
-    """Dr-Fairness: λ and μ learnt by a hypergradient of a fairness objective on real data.
-
-    Training data are real and generated rows in one ArrayDataset. Context keys:
-    ``"generated"`` (bool (N,), marks the generated rows), ``"val_real"`` and ``"val_generated"``
-    (ArrayDatasets with y and g). λ = softmax of per-label group logits, μ = sigmoid of per-cell
-    logits. Every step, on ``val_batch`` samples per (y, g) cell of each validation set:
-
-    - outer F = :func:`fairness_gap` of the real cell losses + k · the mean real loss (cells
-      weighted by the real training data's shares);
-    - inner G = Σ λ·μ·ℓ_real + λ·(1−μ)·ℓ_generated over the cells;
-    - dF/d(logits) by the implicit function theorem with H⁻¹ ≈ I on the last layer's weights
-      (:func:`hypergradient_scores`), then one Adam step of rate ``lr`` on the logits.
-
-    Batches are composed lazily from the current λ, μ: see :class:`_FairSampler` and
-    :class:`ComposedOrder`.
-    """
-
-    uses_generated = True
-    context_keys = ("generated", "val_real", "val_generated")
-
-    def __init__(self, factory, params, device, hparams=None, context=None):
-        super().__init__(factory, params, device, hparams, context)
-        missing = [k for k in self.context_keys if self.context.get(k) is None]
-        if missing and self.context.get("training", True):
-            raise DebiaslabError(f"drfairness: context is missing {', '.join(missing)} (needs a "
-                                 "generated-row mask and real and generated validation sets)")
-        self.logits = torch.zeros(2, 2, 2, device=device, requires_grad=True)  # [λ | μ, y, g]
-
-    def _generated_mask(self, train: ArrayDataset) -> np.ndarray:
-        mask = np.asarray(self.context["generated"]).astype(bool).ravel()
-        if len(mask) != len(train):
-            raise DebiaslabError(f"drfairness: context['generated'] has {len(mask)} entries for "
-                                 f"{len(train)} training samples")
-        return mask
-
-    def _cells(self, data, rows, where):
-        try:
-            return super()._cells(data, rows, where)
-        except DebiaslabError as err:
-            if where != "generated":
-                raise
-            raise DebiaslabError(f"{err}; generate some for that cell (e.g. with debiaslab.gan) "
-                                 "and mark them in context['generated']") from None
-
-    def init_sampler(self, group_share: np.ndarray) -> None:
-        self.set_sampler(group_share, np.full((2, 2), 0.5))
-        self.optimizer_sampler = torch.optim.Adam([self.logits], lr=float(self.hparams["lr"]))
-        self.probes = {}
-        for source in SOURCES:
-            data = self.context[f"val_{source}"]
-            self._check_labels(data, f"context['val_{source}']")
-            rows = np.arange(len(data))
-            self.probes[source] = self.probe_cursors(self._cells(data, rows, f"val_{source}"))
-
-    def set_sampler(self, lam, mu=None) -> None:
-        with torch.no_grad():
-            self.logits[0] = torch.as_tensor(np.log(np.asarray(lam, dtype=np.float64)))
-            if mu is not None:
-                mu = torch.as_tensor(np.asarray(mu, dtype=np.float64))
-                self.logits[1] = torch.logit(mu)
-
-    def weights(self) -> torch.Tensor:
-        """(2, 2, 2) weights of the cells in G, [y, g, source]: λ·μ and λ·(1−μ)."""
-        lam, mu = torch.softmax(self.logits[0], 1), torch.sigmoid(self.logits[1])
-        return torch.stack([lam * mu, lam * (1 - mu)], -1)
-
-    @property
-    def lam(self) -> np.ndarray:
-        return torch.softmax(self.logits[0].detach(), 1).double().cpu().numpy()
-
-    @property
-    def mu(self) -> np.ndarray:
-        return torch.sigmoid(self.logits[1].detach()).double().cpu().numpy()
-
-    def outer_objective(self, real: torch.Tensor) -> torch.Tensor:
-        gap = fairness_gap(real, self.hparams["fairness"], self.cell_share)
-        return gap + float(self.hparams["k"]) * (self.cell_share * real).sum()
-
-    def adapt(self) -> dict[str, float]:
-        real, generated = (self.probe_losses(self.context[f"val_{s}"], self.probes[s]) for s in SOURCES)
-        outer = self.outer_objective(real)
-        params = list(split_head(self.model)[1].parameters())
-        scores = hypergradient_scores(outer, torch.stack([real, generated], -1), params)
-        self.optimizer_sampler.zero_grad(set_to_none=True)
-        (-(self.weights() * scores.detach()).sum()).backward()  # its gradient is dF/d(logits)
-        self.optimizer_sampler.step()
-        gap = fairness_gap(real.detach(), self.hparams["fairness"], self.cell_share)
-        return {"outer": outer.item(), "gap": gap.item()}
-
-
-def plot_trajectory(trajectory: list, title: str, *, protected: str = "g"):
-    """λ (share of group 1 within each label) and μ (share of real data per cell) against the step."""
+def plot_trajectory(trajectory: list, title: str, *, protected: str = "g", mu: bool = True):
+    """λ (share of group 1 within each label) and, with ``mu``, μ (share of real data per cell)
+    against the step; a method on real data only keeps μ at 1 and leaves its panel out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -438,14 +315,16 @@ def plot_trajectory(trajectory: list, title: str, *, protected: str = "g"):
 
     steps = np.array([s for s, _, _ in trajectory])
     lam = np.stack([lam for _, lam, _ in trajectory])
-    mu = np.stack([mu for _, _, mu in trajectory])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    real_share = np.stack([m for _, _, m in trajectory])
+    fig, axes = plt.subplots(1, 2 if mu else 1, figsize=(10 if mu else 5.4, 3.4), squeeze=False)
+    axes = axes[0]
     for y in (0, 1):
         axes[0].plot(steps, lam[:, y, 1], label=f"y={y}")
-        for g in (0, 1):
-            axes[1].plot(steps, mu[:, y, g], label=f"y={y}, {protected}={g}")
+        for g in (0, 1) if mu else ():
+            axes[1].plot(steps, real_share[:, y, g], label=f"y={y}, {protected}={g}")
     axes[0].set_title(f"λ: share of {protected}=1 within each label")
-    axes[1].set_title("μ: share of real data in each cell")
+    if mu:
+        axes[1].set_title("μ: share of real data in each cell")
     for ax in axes:
         ax.set_xlabel("step")
         ax.legend(fontsize=8)
