@@ -3,13 +3,15 @@ VENV ?= .venv
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: repro test lint bench
+.PHONY: setup repro test lint bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
+
+setup: $(VENV)/.installed  # the venv only (then `dvc pull` from a team's remote)
 
 repro: $(VENV)/.installed
 	dvc repro

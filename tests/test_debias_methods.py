@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from debiaslab.data import ArrayDataset
 from debiaslab.bias_ensemble import selection_quality, vote_bias_aligned
+from debiaslab.data import ArrayDataset
 from debiaslab.device import seed_everything
 from debiaslab.errors import DebiaslabError
 from debiaslab.methods.biased_auxiliary import SampleEMA, gce_loss, relative_difficulty

@@ -8,6 +8,7 @@ from torch import nn
 from debiaslab.data import ArrayDataset
 from debiaslab.device import seed_everything
 from debiaslab.errors import DebiaslabError
+from debiaslab.methods.drfairness import DrFairness
 from debiaslab.methods.fair_sampler import (
     CellCursor,
     compose_counts,
@@ -15,7 +16,6 @@ from debiaslab.methods.fair_sampler import (
     hypergradient_scores,
     largest_remainder,
 )
-from debiaslab.methods.drfairness import DrFairness
 from debiaslab.params import TrainParams
 from debiaslab.train import fit, make_method
 

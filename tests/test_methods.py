@@ -122,7 +122,8 @@ def test_every_registered_method_trains_predicts_and_round_trips(name, tmp_path)
     """DomainBed's test of its ALGORITHMS: every method module, found by name, through init,
     update, predict and a checkpoint round trip, on one binary task with a protected label."""
     cls = get_method(name)
-    assert cls.name == name and cls.defaults == METHOD_HPARAMS[name]  # the literal params.yaml is checked against
+    assert cls.name == name
+    assert cls.defaults == METHOD_HPARAMS[name]  # the literal params.yaml is checked against
     seed_everything(0)
     images, y, g = patches(128, 1)
     y, num_outputs = y[:, 0], 2 if name in ("gce", "lff", "disent") else 1  # class indices: CE methods

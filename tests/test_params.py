@@ -166,7 +166,8 @@ def test_hparams_are_checked_at_load_time(tmp_path):
         return load_params("hparams", path=write(tmp_path, {"hparams": hparams}))["hparams"]
 
     cases = [
-        ({"lfff": {"q": 0.5}}, "hparams.lfff: unknown method (expected one of: adversarial, disent, drfairness, erm"),
+        ({"lfff": {"q": 0.5}},
+         "hparams.lfff: unknown method (expected one of: adversarial, disent, drfairness, erm"),
         ({"lff": {"qq": 0.5}}, "hparams.lff.qq: unknown key (expected one of: q, ema_alpha)"),
         ({"erm": {"lr": 0.1}}, "hparams.erm.lr: unknown key (erm has no hyperparameters)"),
         ({"lff": {"q": "abc"}}, "hparams.lff.q: expected a number, got 'abc'"),
