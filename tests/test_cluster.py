@@ -256,3 +256,41 @@ def test_module_runs_as_a_script(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "debiaslab.cluster", "submit", "--help"],
                           capture_output=True, text=True, env=env())
     assert proc.returncode == 0 and "--executor" in proc.stdout
+
+
+@pytest.mark.slow
+def test_local_jobs_run_seeded_experiments_that_exp_show_and_sweep_read(tmp_path):
+    """End to end on the tiny pipeline: 2 seeds of one cheap stage (no GAN chain) as 2 local jobs
+    running at once in one repository; the experiments land in `dvc exp show` and the sweep."""
+    import json
+
+    from conftest import tiny_repo
+
+    root = tiny_repo(tmp_path)
+    job_env = {**env(), "PYTHONPATH": str(root / "src")}  # the jobs import this checkout's package
+    proc = subprocess.run([sys.executable, "-m", "debiaslab.cluster", "submit", "--executor", "local",
+                           "--name", "cl", "--seeds", "0", "1", "--time-min", "30", "--wait",
+                           "evaluate@baseline-Smiling"], cwd=root, env=job_env, capture_output=True,
+                          text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = [line.split("\t") for line in proc.stdout.splitlines() if "\t" in line]
+    assert sorted((r[0], r[1]) for r in report) == [("cl-seed0", "COMPLETED"), ("cl-seed1", "COMPLETED")]
+    assert all(r[2].startswith(f"{r[0]}: done in ") for r in report)
+
+    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], cwd=root, env=job_env,
+                                      capture_output=True, text=True, check=True).stdout)
+    exps = {e["name"]: e["revs"][0]["data"] for node in shown for e in node.get("experiments") or []}
+    assert set(exps) == {"cl-seed0", "cl-seed1"}
+    for seed in (0, 1):
+        data = exps[f"cl-seed{seed}"]
+        assert data["params"]["params.yaml"]["data"]["train"]["seed"] == seed
+        metrics = data["metrics"]["metrics/evaluate/baseline/Smiling.json"]["data"]
+        assert "DEO" in metrics["test"]["Eyeglasses"]
+    assert exps["cl-seed0"]["metrics"] != exps["cl-seed1"]["metrics"]  # two trainings, not one copied
+
+    sweep = subprocess.run([sys.executable, "-m", "debiaslab.sweep", "--param", "train.seed",
+                            "--methods", "baseline", "--out", "reports/sweeps/cl"], cwd=root, env=job_env,
+                           capture_output=True, text=True)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    assert "(2 runs)" in sweep.stdout
+    assert not list((root / ".dvc/tmp/exps/standalone").glob("tmp*"))  # the temporary copies are gone

@@ -76,7 +76,7 @@ class Checkout:
     repo: str
     head: str
     lock_dir: str
-    max_parallel: int | None = None  # local executor: jobs running at once (None: all)
+    max_parallel: int | None = None  # local executor: jobs of this repository at once (None: all)
 
 
 # ------------------------------------------------------------------------------------ settings
@@ -94,13 +94,14 @@ def settings(*, name: str, seeds: Sequence[int], seed_params: Sequence[str], set
 def positive_int(what: str, text: str | None, *, zero: bool = False) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or (int(text) == 0 and not zero):
+    if not (text.isascii() and text.isdigit()) or (int(text) == 0 and not zero):
         raise DebiaslabError(f"{what} {text!r}: expected a {'non-negative' if zero else 'positive'} integer")
     return int(text)
 
 
 def executor_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """submitit's ``update_parameters`` keywords; Slurm's only for Slurm, none left at a guess."""
+    """submitit's ``update_parameters`` keywords: Slurm's resources only where given (else the
+    cluster's defaults), and refused for the local executor, which cannot honour them."""
     params: dict[str, Any] = {"name": plain_name("--name", args.name),
                               "timeout_min": positive_int("--time-min", args.time_min)}
     if args.executor == "slurm":
@@ -349,7 +350,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="a param fixed in every experiment (a number or a plain name); repeatable")
     s.add_argument("--time-min", default="240",
                    help="each job's time limit in minutes (default: %(default)s)")
-    s.add_argument("--max-parallel", help="jobs running at once (default: all; Slurm: the array's throttle)")
+    s.add_argument("--max-parallel", help="jobs running at once (default: all); Slurm: the array's "
+                                          "throttle; local: slots shared by this repository's jobs")
     s.add_argument("--partition", help="Slurm partition")
     s.add_argument("--cpus-per-task", help="Slurm: CPUs per job")
     s.add_argument("--gpus-per-node", help="Slurm: GPUs per job")
