@@ -252,6 +252,27 @@ def test_slurm_without_slurm_is_one_line(tmp_path, monkeypatch, capsys):
     assert err.startswith("error: cluster: --executor slurm: Could not detect") and "\n" not in err
 
 
+
+def test_slurm_submission_is_one_throttled_job_array(tmp_path):
+    """The sbatch script and pickled jobs submitit writes for Slurm, with its own mocked sbatch."""
+    mocked = pytest.importorskip("submitit.slurm.test_slurm").mocked_slurm
+    import pickle
+
+    params = executor_parameters(_args(partition="gpu", cpus_per_task="8", gpus_per_node="1", mem_gb="32",
+                                       max_parallel="2", time_min="90"))
+    items = settings(name="demo", seeds=[0, 1, 2], seed_params=["train.seed", "latents.seed"],
+                     targets=TARGETS)
+    checkout = Checkout(str(tmp_path), "a" * 40, str(tmp_path / ".submitit"))
+    with mocked():
+        jobs = cluster.submit_jobs(cluster.make_executor("slurm", tmp_path / "logs", params), items, checkout)
+    assert [j.job_id for j in jobs] == ["12_0", "12_1", "12_2"]  # the mock's job id, one array
+    script = (tmp_path / "logs" / "12_submission.sh").read_text()
+    for line in ("--array=0-2%2", "--partition=gpu", "--time=90", "--cpus-per-task=8", "--gpus-per-node=1",
+                 "--mem=32GB", "--job-name=demo", f"--output={tmp_path / 'logs'}/%A_%a_0_log.out"):
+        assert f"#SBATCH {line}\n" in script, line
+    delayed = pickle.loads((tmp_path / "logs" / "12_1_submitted.pkl").read_bytes())
+    assert delayed.function is run_setting and delayed.args == (items[1], checkout)
+
 def test_module_runs_as_a_script(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "debiaslab.cluster", "submit", "--help"],
                           capture_output=True, text=True, env=env())
