@@ -116,12 +116,12 @@ def stage_target(text: str) -> str:
     return text
 
 
-def queue_commands(*, name: str, seeds: Sequence[int], seed_params: Sequence[str],
-                   set_params: Sequence[str] = (), targets: Sequence[str]) -> list[list[str]]:
-    """One ``dvc exp run --queue`` argument list per seed, every input checked first."""
+def exp_run_commands(*, name: str, seeds: Sequence[int], seed_params: Sequence[str],
+                     set_params: Sequence[str] = (), targets: Sequence[str] = (),
+                     options: Sequence[str] = ()) -> list[list[str]]:
+    """One ``dvc exp run OPTIONS -n NAME-seedS -S P=S ... TARGET...`` argument list per seed,
+    every input checked first; ``options`` say how DVC runs it (``--queue``, ``--temp``)."""
     plain_name("--name", name)
-    if not targets:
-        raise DebiaslabError("TARGET: expected at least one DVC stage, e.g. evaluate@augmented-Smiling")
     for target in targets:
         stage_target(target)
     for key in seed_params:
@@ -132,11 +132,21 @@ def queue_commands(*, name: str, seeds: Sequence[int], seed_params: Sequence[str
             raise DebiaslabError(f"-S {key}: set per seed by --seed-params, not fixed with -S")
     commands = []
     for seed in seeds:
-        cmd = ["dvc", "exp", "run", "--queue", "-n", experiment_name(name, seed)]
+        cmd = ["dvc", "exp", "run", *options, "-n", experiment_name(name, seed)]
         cmd += [w for key in seed_params for w in ("-S", f"{key}={seed}")]
         cmd += [w for key, value in fixed for w in ("-S", f"{key}={value}")]
         commands.append([*cmd, *targets])
     return commands
+
+
+def queue_commands(*, name: str, seeds: Sequence[int], seed_params: Sequence[str],
+                   set_params: Sequence[str] = (), targets: Sequence[str]) -> list[list[str]]:
+    """One ``dvc exp run --queue`` argument list per seed; the targets are required, as the
+    reference's stage must rerun with each seed as well as the method's."""
+    if not targets:
+        raise DebiaslabError("TARGET: expected at least one DVC stage, e.g. evaluate@augmented-Smiling")
+    return exp_run_commands(name=name, seeds=seeds, seed_params=seed_params, set_params=set_params,
+                            targets=targets, options=["--queue"])
 
 
 def _dvc(cmd: Sequence[str]) -> None:
@@ -148,7 +158,7 @@ def _dvc(cmd: Sequence[str]) -> None:
                              "above") from None
 
 
-def _split_seed_words(seed_words: list[str], targets: list[str]) -> tuple[list[str], list[str]]:
+def split_seed_words(seed_words: list[str], targets: list[str]) -> tuple[list[str], list[str]]:
     """``--seeds 0 1 2 evaluate@x`` gives argparse one list: the stage names after the seeds are
     the targets (a stage name starts with a letter, a seed never does)."""
     k = next((i for i, w in enumerate(seed_words) if not SEED_WORD.fullmatch(w)), len(seed_words))
@@ -156,7 +166,7 @@ def _split_seed_words(seed_words: list[str], targets: list[str]) -> tuple[list[s
 
 
 def queue(args: argparse.Namespace) -> None:
-    seed_words, targets = _split_seed_words(args.seeds, args.targets)
+    seed_words, targets = split_seed_words(args.seeds, args.targets)
     seeds = parse_seeds(seed_words)
     commands = queue_commands(name=args.name, seeds=seeds, seed_params=parse_seed_params(args.seed_params),
                               set_params=args.set_params or [], targets=targets)
