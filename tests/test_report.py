@@ -20,6 +20,7 @@ from debiaslab.errors import DebiaslabError
 from debiaslab.paired import Delta, deltas_csv, summarize
 from debiaslab.report import (
     collect,
+    collect_plots,
     debias_tables,
     fairness_tables,
     paired_tables,
@@ -591,3 +592,17 @@ def test_stage_reports_malformed_json_in_one_line(tmp_path):
     assert line.startswith("error: report: metrics/leakage.json: not valid JSON")
     assert not (tmp_path / "reports/summary.md").exists()
     assert not (tmp_path / "reports/index.html").exists()
+
+
+def test_plots_follow_the_tables_order_baseline_first(tmp_path):
+    for rel in ("evaluate/augmented_inversion/Smiling_scores.png", "evaluate/augmented/Smiling_scores.png",
+                "evaluate/baseline/Smiling_scores.png", "evaluate/drfairness/Smiling_scores.png",
+                "fair/fairbatch_Smiling.png", "fair/drfairness_Smiling.png", "compare/Smiling_ap_vs_deo.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"png")
+    order = [p.rel for p in collect_plots(tmp_path)["fairness"]]
+    assert order == ["compare/Smiling_ap_vs_deo.png", "evaluate/baseline/Smiling_scores.png",
+                     "evaluate/augmented/Smiling_scores.png",
+                     "evaluate/augmented_inversion/Smiling_scores.png",
+                     "evaluate/drfairness/Smiling_scores.png", "fair/fairbatch_Smiling.png",
+                     "fair/drfairness_Smiling.png"]

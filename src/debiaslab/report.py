@@ -845,8 +845,18 @@ def collect_plots(reports_root: str | Path) -> dict[str, list[Plot]]:
         out.setdefault(section, []).append(plot)
     for plots in out.values():
         plots.sort(key=lambda p: (folders.index(p.rel.split("/")[0]) if p.rel.split("/")[0] in folders
-                                  else len(folders), p.rel))
+                                  else len(folders), plot_method_rank(p.rel), p.rel))
     return out
+
+
+def plot_method_rank(rel: str) -> int:
+    """The position of a plot's method in the tables' order (baseline first), from its path:
+    ``evaluate/METHOD/T_scores.png`` or ``fair/METHOD_T.png``; the longest name that matches wins
+    (augmented_inversion, not augmented). Plots of no known method come last."""
+    names = (*METHODS, *DEBIAS_METHODS)
+    parts = rel.split("/")
+    matches = [m for m in names if m in parts[1:-1] or parts[-1].startswith(m + "_")]
+    return names.index(max(matches, key=len)) if matches else len(names)
 
 
 def collect(metrics_root: str | Path, reports_root: str | Path | None = None) -> list[Section]:
