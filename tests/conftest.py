@@ -34,6 +34,7 @@ def tiny_repo(root: Path) -> Path:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
     (root / "reports/paired").mkdir(parents=True)  # the report stage reads the paired tables there
+    (root / "reports/paired/.gitkeep").touch()  # in git, as the real folder's tables are: a clone has it
     apply_profile(root / "profiles" / "tiny.yaml", root / "params.yaml")
     sh(root, "git", "init", "-q")
     sh(root, "dvc", "init", "-q")
