@@ -45,14 +45,14 @@ from typing import Any
 
 from debiaslab.errors import DebiaslabError, stage_main
 from debiaslab.paired import (
-    SEED_PARAMS,
+    add_seed_arguments,
     exp_run_commands,
     experiment_name,
     parse_seed_params,
     parse_seeds,
     split_seed_words,
 )
-from debiaslab.stage_args import PLAIN_NAME_RULE, plain_name
+from debiaslab.stage_args import plain_name
 
 EXECUTORS = ("local", "slurm")
 LOG_DIR = ".submitit"
@@ -342,12 +342,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                    "clean) and stores the experiment in it.")
     s.add_argument("--executor", required=True, choices=EXECUTORS,
                    help="local: processes on this machine; slurm: sbatch, one job array")
-    s.add_argument("--name", required=True, help=f"experiment name prefix ({PLAIN_NAME_RULE})")
-    s.add_argument("--seeds", nargs="+", required=True, help="non-negative integers, e.g. 0 1 2 3 4")
-    s.add_argument("--seed-params", default=",".join(SEED_PARAMS),
-                   help="params set to the seed, comma-separated (default: %(default)s)")
-    s.add_argument("-S", "--set-param", dest="set_params", action="append", metavar="KEY=VALUE",
-                   help="a param fixed in every experiment (a number or a plain name); repeatable")
+    add_seed_arguments(s)
     s.add_argument("--time-min", default="240",
                    help="each job's time limit in minutes (default: %(default)s)")
     s.add_argument("--max-parallel", help="jobs running at once (default: all); Slurm: the array's "

@@ -676,6 +676,17 @@ def table(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------------------------------ CLI
 
+def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments that name one experiment per seed: ``queue`` here and ``cluster submit``."""
+    parser.add_argument("--name", required=True, help=f"experiment name prefix ({PLAIN_NAME_RULE})")
+    parser.add_argument("--seeds", nargs="+", required=True, help="non-negative integers, e.g. 0 1 2 3 4")
+    parser.add_argument("--seed-params", default=",".join(SEED_PARAMS),
+                        help="params set to the seed, comma-separated (default: %(default)s; Colored "
+                             "Digits: debias_train.seed)")
+    parser.add_argument("-S", "--set-param", dest="set_params", action="append", metavar="KEY=VALUE",
+                        help="a param fixed in every experiment (a number or a plain name); repeatable")
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m debiaslab.paired",
                                  description="Paired comparison of a method and its reference over seeds.")
@@ -685,13 +696,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                    "Name the stages of the reference and of the method, e.g. "
                                    "evaluate@baseline-Smiling evaluate@augmented-Smiling: both must run "
                                    "with the seed (`table` skips a metric file left as the commit's).")
-    q.add_argument("--name", required=True, help=f"experiment name prefix ({PLAIN_NAME_RULE})")
-    q.add_argument("--seeds", nargs="+", required=True, help="non-negative integers, e.g. 0 1 2 3 4")
-    q.add_argument("--seed-params", default=",".join(SEED_PARAMS),
-                   help="params set to the seed, comma-separated (default: %(default)s; Colored Digits: "
-                        "debias_train.seed)")
-    q.add_argument("-S", "--set-param", dest="set_params", action="append", metavar="KEY=VALUE",
-                   help="a param fixed in every experiment (a number or a plain name); repeatable")
+    add_seed_arguments(q)
     q.add_argument("--run", action="store_true", help="then start the queue: dvc queue start -j 1")
     q.add_argument("--dry-run", action="store_true", help="print the dvc commands instead of running them")
     q.add_argument("targets", nargs="*", metavar="TARGET", help="DVC stages, e.g. evaluate@augmented-Smiling")
