@@ -1,9 +1,12 @@
-"""Stage pack_digits SEVERITY: decode one severity of the bias set once into uint8 arrays.
+"""Stage pack_digits [SEVERITY ...]: decode the bias set once into uint8 arrays, per severity.
 
 The bias set is ``bias_data``: the project's Colored Digits (data/colored_digits, the default) or
 a downloaded BiasEnsemble release (cmnist, bffhq, bar, dogs_cats) read in its own layout from
 ``bias_data.root``, which is only read. The output is data/digits/SEVERITY whichever it is, so
-bias_ensemble and train_debias run unchanged.
+bias_ensemble and train_debias run unchanged. Without arguments (as dvc.yaml runs it) it packs every
+severity of ``colored_digits.severities``: one stage rather than one per severity, because DVC hashes
+a stage's dependencies on every `dvc status`, and the release folder (43,000 PNGs by default) was a
+dependency of each.
 """
 
 import math
@@ -18,10 +21,16 @@ from debiaslab.params import PAPER_ITERATIONS, bias_image_size, bias_preset, loa
 
 @stage_main("pack_digits")
 def main(argv: list[str]) -> None:
-    (severity,) = stage_args.arguments(argv, "SEVERITY")
     params = load_params("colored_digits", "bias_data")
-    stage_args.severity(severity, params["colored_digits"].severities)
-    data = params["bias_data"]
+    severities = params["colored_digits"].severities
+    chosen = list(argv) or [str(s) for s in severities]  # as DVC writes ${item}: 0.5, 1.0
+    for severity in chosen:
+        stage_args.severity(severity, severities)
+    for severity in chosen:
+        pack_severity(severity, params["bias_data"])
+
+
+def pack_severity(severity: str, data) -> None:
     meta = pack_bias_folder(data.root, severity_dir(float(severity)), f"data/digits/{severity}",
                             image_size=bias_image_size(data), workers=2, layout=data.dataset)
     print(f"pack_digits {severity}: {meta.get('counts', meta)}")
