@@ -121,6 +121,31 @@ def test_kl_uses_one_bin_range_for_both_groups():
     assert parts["y=1,KL(0||1)"] > 5 and value > 2
 
 
+def test_median_2sigma_pools_every_value():
+    # the median of 1..8 is 4.5; the population std of 1..8 is sqrt(63/12) = 2.291288
+    out = M.summarize_median_2sigma(np.arange(1.0, 9.0).reshape(4, 2))
+    assert out == {"median": 4.5, "two_sigma": pytest.approx(4.582576, abs=1e-6)}
+    assert M.summarize_median_2sigma([np.nan, np.inf]) == {"median": None, "two_sigma": None}
+
+
+def test_kl_original_is_the_median_of_four_times_b_resampled_divergences():
+    """Ramaswamy et al.'s KL: all four divergences of every resample pooled, not their mean."""
+    from debiaslab.evaluate import split_report
+
+    rng = np.random.default_rng(0)
+    y, g = rng.integers(0, 2, 400), rng.integers(0, 2, 400)
+    s = np.clip(0.3 * y + 0.2 * g + rng.random(400) * 0.5, 0, 1)
+    report = split_report(y, s, {"Male": g}, {"calibrated": 0.5}, n_boot=20, seed=1, kl_bins=10)
+    w = M.bootstrap_weights(400, n_boot=20, seed=1)
+    _, parts = M.kl_divergence(y, s, sensitive_features=g, bins=10, sample_weight=w, components=True)
+    pooled = np.concatenate(list(parts.values()))
+    assert pooled.shape == (80,)
+    assert report["Male"]["KL_original"]["median"] == pytest.approx(np.median(pooled), abs=1e-6)
+    assert report["Male"]["KL_original"]["two_sigma"] == pytest.approx(2 * np.std(pooled), abs=1e-6)
+    assert report["Male"]["KL"]["value"] == pytest.approx(
+        M.kl_divergence(y, s, sensitive_features=g, bins=10), abs=1e-6)
+
+
 def test_kl_needs_both_classes():
     with pytest.raises(ValueError, match="no samples with y_true == 0"):
         M.kl_divergence(np.ones(4, int), np.arange(4.0), sensitive_features=np.array([0, 1, 0, 1]))

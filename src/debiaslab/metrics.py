@@ -276,6 +276,16 @@ def summarize(value: float, resampled: np.ndarray) -> dict:
     return {"value": _round(value), "median": _round(med), "lo": _round(lo), "hi": _round(hi)}
 
 
+def summarize_median_2sigma(resampled) -> dict:
+    """Ramaswamy et al.'s summary of a bootstrap: the median of every resampled value, ± 2 standard
+    deviations of them (their KL pools the four divergences of all resamples, 4 × B values)."""
+    r = np.asarray(resampled, dtype=np.float64).ravel()
+    r = r[np.isfinite(r)]
+    if not len(r):
+        return {"median": None, "two_sigma": None}
+    return {"median": _round(np.median(r)), "two_sigma": _round(2 * np.std(r))}
+
+
 def _round(x) -> float | None:
     x = float(x)
     return round(x, 6) if np.isfinite(x) else None
