@@ -426,6 +426,9 @@ class LeakageParams(Checked):
     lr: float = number(1e-3, 0, lo_open=True)
     weight_decay: float = number(1e-5, 0)
     max_rows: int = count(8000, 20)  # attacker rows per split at most (balanced subsamples of these)
+    # the thresholds of a model's F1, at which λ_D(F1) is read: sigmoid 0.5 as Wang et al.'s code
+    # (half), or each label's calibrated val threshold (as many predicted as true positives on val)
+    f1_threshold: Literal["half", "calibrated"] = "half"
     seed: int = seed_field()
 
     def __post_init__(self) -> None:
