@@ -44,6 +44,7 @@ def evaluation(ap, deo, attrs=("Eyeglasses",), d=0.1):
     """``d``: the half-width of AP's, DEO's and EO_gap's intervals."""
     return {"test": {"AP": ci(ap, d), "accuracy": ci(0.8, 0.02),
                      **{a: {"DEO": ci(deo, d), "BA": ci(0.03, 0.01), "KL": ci(2.0, 0.5),
+                            "KL_original": {"median": 1.9, "two_sigma": 0.4},
                             "EO_gap": ci(0.25, d)} for a in attrs}},
             "n_test": 2000, "n_boot": 500}
 
@@ -101,7 +102,7 @@ def test_the_balanced_split_is_a_second_table_and_its_absence_changes_nothing(tm
     assert balanced.header == test.header
     assert balanced.rows == [["baseline", "Smiling", "Eyeglasses", "0.950 [0.940, 0.960]",
                               "0.800 [0.780, 0.820]", "0.050 [0.040, 0.060]", "0.030 [0.020, 0.040]",
-                              "2.000 [1.500, 2.500]", "0.250 [0.240, 0.260]", "-"]]
+                              "2.000 [1.500, 2.500]", "1.900 ± 0.400", "0.250 [0.240, 0.260]", "-"]]
     assert "500 resamples of the 4,000 balanced test images" in balanced.note
 
 
@@ -206,6 +207,8 @@ WRONG_SHAPES = [  # file, key path, value (DELETE: the key is missing), the mess
     (EVAL, "test.Eyeglasses.KL", {"value": 2.0},
      "test.Eyeglasses.KL.lo: missing (expected a number or null)"),
     (EVAL, "test.Eyeglasses.EO_gap", "n/a", f"test.Eyeglasses.EO_gap: expected {NUMBER_OR_CI}, got 'n/a'"),
+    (EVAL, "test.Eyeglasses.KL_original.median", "1.9",
+     "test.Eyeglasses.KL_original.median: expected a number or null, got '1.9'"),
     (EVAL, "test.AP", None, f"test.AP: expected {NUMBER_OR_CI}, got null"),
     (EVAL, "test.AP", True, f"test.AP: expected {NUMBER_OR_CI}, got true"),
     (EVAL, "test.accuracy.lo", "0.78", "test.accuracy.lo: expected a number or null, got '0.78'"),
@@ -373,6 +376,7 @@ def test_optional_and_null_fields_are_shown_as_missing_and_keep_the_row(tmp_path
     files[EVAL]["test"]["AP"] = 0.99  # a plain number: shown alone
     del files[EVAL]["test"]["Eyeglasses"]["EO_gap"]
     files[EVAL]["test"]["Eyeglasses"]["DP_gap"] = None
+    files[EVAL]["test"]["Eyeglasses"].pop("KL_original")  # a file from before it was reported
     files["latent/Smiling.json"].pop("mean_edit_distance")
     files["pairs/Smiling.json"]["oracle"] = None  # real CelebA: no oracle
     files["hallucinate.json"]["Smiling"].pop("oracle_agreement")
@@ -386,7 +390,7 @@ def test_optional_and_null_fields_are_shown_as_missing_and_keep_the_row(tmp_path
     tables = {t.title: t for s in collect(tmp_path) for t in s.tables}
     assert tables["Fairness on test, per method"].rows == [
         ["baseline", "Smiling", "Eyeglasses", "0.990", "0.800 [0.780, 0.820]", "0.480 [0.380, 0.580]",
-         "0.030 [0.020, 0.040]", "2.000 [1.500, 2.500]", "-", "-"]]
+         "0.030 [0.020, 0.040]", "2.000 [1.500, 2.500]", "-", "-", "-"]]
     assert tables["Latent hyperplanes (fit_hyperplanes)"].rows[0][-1] == "-"
     assert [r[2] for r in tables["Edited pairs G(z) → G(z') (generate_pairs)"].rows] == ["baseline"]
     assert tables["Hallucinated labels of G(z) (hallucinate)"].rows[0][3] == "-"

@@ -24,7 +24,8 @@ def row(out: str, first: str) -> list[str]:
 def test_summary_tables(tmp_path, capsys):
     write(tmp_path / "evaluate/baseline/Smiling.json",
           {"test": {"AP": ci(0.9), "accuracy": ci(0.8),
-                    "Eyeglasses": {"DEO": ci(0.4), "BA": ci(0.03), "KL": ci(3.5)}}})
+                    "Eyeglasses": {"DEO": ci(0.4), "BA": ci(0.03), "KL": ci(3.5),
+                                   "KL_original": {"median": 3.2, "two_sigma": 0.6}}}})
     write(tmp_path / "debias/1.0/lff_be.json",
           {"test": {"accuracy": 0.5, "aligned_accuracy": 0.9, "conflicting_accuracy": 0.45}})
     write(tmp_path / "bias_ensemble/1.0.json", {"aligned_precision": 0.99, "conflicting_recall": 0.8})
@@ -33,7 +34,8 @@ def test_summary_tables(tmp_path, capsys):
     assert "Fairness on test" in out and "Bias-conflicting benchmarks" in out
     assert row(out, "baseline") == ["baseline", "Smiling", "Eyeglasses", "0.900 [0.800, 1.000]",
                                     "0.800 [0.700, 0.900]", "0.400 [0.300, 0.500]",
-                                    "0.030 [-0.070, 0.130]", "3.500 [3.400, 3.600]", "-", "-"]
+                                    "0.030 [-0.070, 0.130]", "3.500 [3.400, 3.600]", "3.200 ± 0.600",
+                                    "-", "-"]
     assert "severity  lff_be" in out
     assert row(out, "1.0 %")[:2] == ["1.0 %", "0.500"]  # no colored_digits.json: no test size, no interval
     assert "0.900 / 0.450" in out

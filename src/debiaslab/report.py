@@ -72,6 +72,15 @@ def ci(m: dict | float | None, digits: int = 3) -> str:
     return f"{fmt(m['value'], digits)} [{fmt(m['lo'], digits)}, {fmt(m['hi'], digits)}]"
 
 
+def median_2sigma(m: Obj | None, digits: int = 3) -> str:
+    """``median ± 2σ`` of a ``{median, two_sigma}`` entry; "-" when missing."""
+    if m is None:
+        return "-"
+    median = m.get("median", "a number or null", lambda x: x is None or is_number(x))
+    two_sigma = m.get("two_sigma", "a number or null", lambda x: x is None or is_number(x))
+    return f"{fmt(median, digits)} ± {fmt(two_sigma, digits)}" if median is not None else "-"
+
+
 def proportion(p: float | None, n: int | None, digits: int = 3) -> str:
     """``p [lo, hi]`` with the Wilson interval when ``n`` is known, else ``p`` alone."""
     if n is None or p is None or (isinstance(p, float) and math.isnan(p)):
@@ -273,7 +282,8 @@ class Section:
 
 
 # ----------------------------------------------------------------------------- fairness
-FAIRNESS_HEADER = ["method", "target", "protected", "AP", "accuracy", "DEO", "BA", "KL", "EO gap", "DP gap"]
+FAIRNESS_HEADER = ["method", "target", "protected", "AP", "accuracy", "DEO", "BA", "KL", "KL (original)",
+                   "EO gap", "DP gap"]
 
 
 @dataclass(frozen=True)
@@ -313,7 +323,8 @@ def _fairness_rows(method: str, target: str, split: Obj) -> list[list[str]]:
     for attr in attrs:
         m = split.obj(attr)
         rows.append([method, target, attr, ap, accuracy, *(ci(m.metric(k)) for k in ("DEO", "BA", "KL")),
-                     *(ci(m.metric(k, optional=True)) for k in ("EO_gap", "DP_gap"))])  # newer fields
+                     median_2sigma(m.obj("KL_original", optional=True)),  # newer fields from here
+                     *(ci(m.metric(k, optional=True)) for k in ("EO_gap", "DP_gap"))])
     return rows
 
 
@@ -511,11 +522,15 @@ def _leakage(report: Obj) -> list[Table]:
     attacker = report.obj("attacker", optional=True)
     rounds = attacker.count("rounds", optional=True) if attacker else None
     spread = f"{rounds} attacker rounds" if rounds else "the attacker rounds"
+    threshold = attacker.text("f1_threshold", optional=True) if attacker else None
+    f1 = {"half": "macro-F1 (at 0.5)", "calibrated": "macro-F1 (calibrated)"}.get(threshold, "macro-F1")
     return [Table(f"Leakage of {protected}",
-                  ["model", "mAP", "macro-F1", "leakage λ", "λ_D(F1)", "Δ = λ_M − λ_D(F1)"], rows,
+                  ["model", "mAP", f1, "leakage λ", "λ_D(F1)", "Δ = λ_M − λ_D(F1)"], rows,
                   f"Leakage is mean ± standard deviation over {spread}, not a confidence interval; mAP, "
                   "macro-F1 and Δ are single values (the JSON does not record the number of test "
-                  "images, so no interval is given).")]
+                  "images, so no interval is given). A model's F1, where λ_D(F1) is read, thresholds "
+                  "its sigmoid outputs at 0.5 as Wang et al.'s code does (leakage.f1_threshold: half) or "
+                  "at each label's calibrated val threshold (calibrated).")]
 
 
 leakage_tables = one_file("leakage.json", _leakage)
@@ -760,7 +775,9 @@ FAIRNESS_TEXT = (
     "exaggerates the training data's target–protected correlation, 0 when it only reproduces it and "
     "negative when it weakens it: lower is better down to 0 (below 0 it over-corrects). KL is the mean "
     "of four KL divergences between the two groups' score distributions (positives and negatives, both "
-    "directions): 0 means both groups get the same scores, lower is better. Brackets hold 95% "
+    "directions): 0 means both groups get the same scores, lower is better. KL (original) is the same "
+    "divergences aggregated as Ramaswamy et al.'s code does: the median of all four over every bootstrap "
+    "resample, ± 2 standard deviations of them (their paper's KL column). Brackets hold 95% "
     "bootstrap intervals; methods whose intervals overlap widely are not clearly different.")
 GAN_TEXT = (
     "The GAN chain (Ramaswamy et al., CVPR 2021) edits a latent z so that G(z') shows the other "
@@ -889,7 +906,8 @@ def render_markdown(sections: list[Section]) -> str:
     """The report as Markdown; plots are linked by their path relative to the reports folder."""
     out = [f"# {TITLE}", "",
            "Written by the `report` stage from the JSON files under metrics/ and the plots under "
-           "reports/; `reports/index.html` is the same report with the plots embedded.", ""]
+           "reports/; `reports/index.html` is the same report with the plots embedded.", "",
+           "What changed since the previous commit: `python -m debiaslab.changes` (reports/changes.md).", ""]
     if not sections:
         out += [EMPTY, ""]
     for s in sections:
@@ -942,7 +960,9 @@ def render_html(sections: list[Section]) -> str:
              f"<title>{_esc(TITLE)}</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
              f"<h1>{_esc(TITLE)}</h1>",
              "<p>Written by the <code>report</code> stage from the JSON files under metrics/ and the "
-             "plots under reports/.</p>"]
+             "plots under reports/.</p>",
+             "<p>What changed since the previous commit: <code>python -m debiaslab.changes</code> "
+             "(reports/changes.md).</p>"]
     if sections:
         parts.append("<nav><ul>" + "".join(f'<li><a href="#{s.key}">{_esc(s.title)}</a></li>'
                                            for s in sections) + "</ul></nav>")
