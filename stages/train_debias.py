@@ -24,7 +24,7 @@ def main(argv: list[str]) -> None:
                                 optional=1)
     method_name, name, data_dir, train_group, select, *selection = args
     stage_args.choice("method", method_name, tuple(METHOD_HPARAMS))
-    stage_args.choice("selection", selection[0] if selection else "bias_ensemble", ("bias_ensemble",))
+    stage_args.choice("last argument", selection[0] if selection else "bias_ensemble", ("bias_ensemble",))
     stage_args.plain_name("name", name)
     stage_args.group("train group", train_group, TrainParams)
     stage_args.choice("selection", select, ("accuracy", "balanced"))

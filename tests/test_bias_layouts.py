@@ -106,6 +106,24 @@ def test_the_same_stages_train_on_a_release(tmp_path):
     ckpt = torch.load(workdir / f"models/debias/{sev}/disent_be/model.pt", weights_only=True)
     text = repr(ckpt.get("train")) + repr(ckpt.get("hparams", ckpt.get("meta")))
     assert "resnet18" in text  # the preset's architecture, not debias_train's mlp
+    # the saved checkpoint, evaluated again as BiasEnsemble's test.py does, gives the stage's numbers
+    model = f"models/debias/{sev}/disent_be/model.pt"
+    proc = evaluate_checkpoint(workdir, model, data, "--json")
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads(proc.stdout)
+    assert {k: again[k] for k in report["test"]} == report["test"]
+    assert again["n_aligned"] + again["n_conflicting"] == again["n"]
+    proc = evaluate_checkpoint(workdir, model, data, "--split", "valid")
+    assert proc.returncode == 0 and f"{model} on {data} valid (" in proc.stdout
+    assert_one_line_error(evaluate_checkpoint(workdir, model, "data/nowhere"),
+                          "error: evaluate_checkpoint: data/nowhere: no packed 'test' split here")
+    assert_one_line_error(evaluate_checkpoint(workdir, f"{data}/test_labels.csv", data),
+                          f"error: evaluate_checkpoint: {data}/test_labels.csv")
+
+
+def evaluate_checkpoint(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "debiaslab.evaluate_checkpoint", *args], cwd=workdir,
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_presets_replace_debias_train_and_hparams(tmp_path):

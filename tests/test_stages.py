@@ -89,7 +89,7 @@ def test_train_then_evaluate_writes_metrics(workdir):
     ("train_debias.py", ["erm", "1.0", "data/digits/1.0", "debias_train", "accuracy", "bias_ensemble"],
      "error: train_debias: erm does not use BiasEnsemble's selection (methods.bias_ensemble lists"),
     ("train_debias.py", ["lff", "1.0", "data/digits/1.0", "debias_train", "accuracy", "be"],
-     "error: train_debias: selection 'be': expected one of bias_ensemble"),
+     "error: train_debias: last argument 'be': expected one of bias_ensemble"),
     ("train_fair.py", ["lff", "Smiling"],
      "error: train_fair: method 'lff': expected one of methods.fair: fairbatch, drfairness"),
     ("bias_ensemble.py", ["1.0", "data/digits/1.0", "debias_train", "train"],
