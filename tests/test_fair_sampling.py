@@ -16,6 +16,7 @@ from debiaslab.methods.fair_sampler import (
     hypergradient_scores,
     largest_remainder,
 )
+from debiaslab.methods.fairbatch import dp_losses, epoch_move
 from debiaslab.params import TrainParams
 from debiaslab.train import fit, make_method
 
@@ -143,11 +144,39 @@ def test_fairbatch_moves_lambda_toward_the_larger_loss():
     assert fairbatch_targets(losses, "eqopp", SHARE) == [(1, 0)]
     # dp: deficit_g = ½ℓ(1, g) − ½ℓ(0, g) = [0.25, −0.35]: group 0 is selected too rarely
     assert fairbatch_targets(losses, "dp", SHARE) == [(0, 1), (1, 0)]
-    method = make_method("fairbatch", 1, PARAMS, CPU, {"alpha": 0.1}, image_size=8)
+    method = make_method("fairbatch_step", 1, PARAMS, CPU, {"alpha": 0.1}, image_size=8)
     method.setup(cells_dataset(REAL, 0), total_steps=4)
     method.set_sampler([[0.5, 0.5], [0.95, 0.05]])
     method.move(losses)
     np.testing.assert_allclose(method.lam, [[0.4, 0.6], [1.0, 0.0]])  # clipped at 1
+
+
+def test_original_fairbatch_moves_one_label_per_epoch():
+    """The original's rules (FairBatchSampler.adjust_lambda), on hand-made cell losses."""
+    lam = np.array([[0.5, 0.5], [0.3, 0.7]])
+    losses = np.array([[0.3, 0.9], [0.8, 0.2]])  # gaps: y=0 0.6, y=1 0.6: a tie moves label 0
+    np.testing.assert_allclose(epoch_move(lam, losses, "eo", 0.1), [[0.4, 0.6], [0.3, 0.7]])
+    losses = np.array([[0.3, 0.4], [0.8, 0.2]])  # y=1's gap is larger: only label 1 moves, to g=0
+    np.testing.assert_allclose(epoch_move(lam, losses, "eo", 0.1), [[0.5, 0.5], [0.4, 0.6]])
+    np.testing.assert_allclose(epoch_move(lam, np.array([[0.3, 0.9], [0.2, 0.2]]), "eqopp", 0.1),
+                               [[0.5, 0.5], [0.4, 0.6]])  # label 1 only; equal losses: toward g=0
+    # dp: label 0 moves away from the group with the larger loss of being called positive
+    np.testing.assert_allclose(epoch_move(lam, np.array([[0.3, 0.9], [0.5, 0.5]]), "dp", 0.1),
+                               [[0.6, 0.4], [0.3, 0.7]])
+    np.testing.assert_allclose(epoch_move(np.array([[0.5, 0.5], [0.98, 0.02]]), losses, "eo", 0.1),
+                               [[0.5, 0.5], [1.0, 0.0]])  # λ[1, 1] clipped at 0
+    # dp losses: summed per cell, divided by the group's size (3 in g=0, 2 in g=1), not the cell's
+    y, g = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0]), torch.tensor([0, 0, 0, 1, 1])
+    torch.testing.assert_close(dp_losses(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0]), y, g),
+                               torch.tensor([[1 / 3, 4 / 2], [5 / 3, 5 / 2]]))
+
+
+def test_original_fairbatch_keeps_lambda_within_an_epoch():
+    method, _ = run("fairbatch")
+    lams = [lam for _, lam, _ in method.trajectory]
+    np.testing.assert_array_equal(lams[1], lams[2])  # steps 1 and 2: one epoch, one λ
+    assert not np.array_equal(lams[2], lams[3])  # the second epoch's update
+    assert not np.array_equal(lams[0], lams[1])  # the first one's, before its first batch
 
 
 class OneFeature(nn.Module):
@@ -239,7 +268,7 @@ def test_missing_context_real_cells_and_bad_options_are_clear_errors():
 def run(name: str, seed: int = 0):
     gen = seed_everything(seed)
     val = cells_dataset({c: 8 for c in REAL}, 9)
-    if name == "fairbatch":
+    if name.startswith("fairbatch"):
         method = make_method(name, 1, PARAMS, CPU, {"alpha": 0.05}, image_size=8)
         train = cells_dataset(REAL, 0)
     else:
@@ -248,12 +277,13 @@ def run(name: str, seed: int = 0):
     return method, result
 
 
-@pytest.mark.parametrize("name", ["fairbatch", "drfairness"])
+@pytest.mark.parametrize("name", ["fairbatch", "fairbatch_step", "drfairness"])
 def test_short_training_runs_and_is_deterministic(name):
     method, result = run(name)
     last = result.history[-1]
     assert all(np.isfinite(v) for v in last.values())
-    assert {"train_loss", "train_gap", "train_lambda_y1_g0"} <= set(last)
+    assert {"train_loss", "train_lambda_y1_g0"} <= set(last)
+    assert ("train_gap" in last) == (name != "fairbatch")  # the original measures no per-step gap
     assert ("train_mu_y0_g1" in last) == (name == "drfairness")
     assert len(method.trajectory) == 1 + 2 * 2  # step 0, then 2 epochs of 60 / 32 → 2 batches
     step, lam, mu = method.trajectory[-1]

@@ -161,6 +161,6 @@ def test_a_new_method_is_one_module(tmp_path):
     assert declared_methods(tmp_path) == {
         "mine": {"hparams": {"strength": 1.0, "mode": "a"}, "multilabel": True}}
     assert FAIRNESS is params.FAIRNESS
-    method = make_method("fairbatch", 1, PARAMS, CPU)
+    method = make_method("fairbatch_step", 1, PARAMS, CPU)
     assert method.hparams == {"fairness": "eo", "alpha": 0.005, "val_batch": 16}
     assert set(METHODS) <= set(METHOD_HPARAMS)

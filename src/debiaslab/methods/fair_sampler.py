@@ -206,7 +206,7 @@ class FairSampler(Method):
         if self.hparams["fairness"] not in FAIRNESS:
             raise DebiaslabError(f"{self.name}: fairness must be one of {', '.join(FAIRNESS)}, "
                                  f"got {self.hparams['fairness']!r}")
-        if int(self.hparams["val_batch"]) < 1:
+        if "val_batch" in self.hparams and int(self.hparams["val_batch"]) < 1:  # probing methods
             raise DebiaslabError(f"{self.name}: val_batch must be a positive integer")
         self.context = context or {}
         self.rng = np.random.default_rng(params.seed)

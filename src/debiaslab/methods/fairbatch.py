@@ -1,43 +1,83 @@
-"""FairBatch (Roh et al., ICLR 2021): λ moved by a fixed step toward the group with the larger loss."""
+"""FairBatch (Roh et al., ICLR 2021) as its original sampler runs: λ moved once per epoch, from
+the losses of the whole training set."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from .base import register_method
-from .fair_sampler import FairSampler, fairbatch_targets, fairness_gap
+from ..data import ArrayDataset
+from .base import per_sample_loss, register_method
+from .fair_sampler import CELLS, FairSampler
 
-HPARAMS = {"fairness": "eo", "alpha": 0.005, "val_batch": 16}  # eo | eqopp | dp; λ's step; probe per cell
+HPARAMS = {"fairness": "eo", "alpha": 0.005}  # eo | eqopp | dp; λ's step per epoch
+
+
+def epoch_move(lam: np.ndarray, losses: np.ndarray, fairness: str, alpha: float) -> np.ndarray:
+    """λ after one epoch's update of the original sampler, from (2, 2) per-cell ``losses``.
+
+    λ[y, 1] is the share of group 1 among label y's batch slots. "eqopp" moves label 1 only, "eo"
+    and "dp" only the label whose two groups' losses differ more (label 0 on a tie). Label 1, and
+    under "eo" label 0, moves by ``alpha`` toward the group with the larger loss (toward group 0
+    when the losses are equal, as the original's ``else`` does). "dp" expects :func:`dp_losses`;
+    there label 0 moves *away* from the group with the larger loss, as fewer of that group's
+    negatives also raise its selection rate. Shares stay in [0, 1].
+    """
+    gaps = np.abs(losses[:, 1] - losses[:, 0])
+    y = 1 if fairness == "eqopp" or gaps[1] > gaps[0] else 0
+    toward_group_1 = losses[y, 1] > losses[y, 0]
+    if fairness == "dp" and y == 0:
+        toward_group_1 = not toward_group_1
+    lam = lam.copy()
+    lam[y, 1] = np.clip(lam[y, 1] + (alpha if toward_group_1 else -alpha), 0.0, 1.0)
+    lam[y, 0] = 1.0 - lam[y, 1]
+    return lam
+
+
+def dp_losses(loss_as_positive: torch.Tensor, y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(2, 2) demographic-parity losses of the original: the loss of calling each sample positive,
+    summed over cell (y, g) and divided by the size of group g (not of the cell)."""
+    group_size = torch.stack([(g == k).sum() for k in (0, 1)]).clamp(min=1)
+    sums = torch.stack([loss_as_positive[(y == t) & (g == k)].sum() for t, k in CELLS]).view(2, 2)
+    return sums / group_size
 
 
 @register_method("fairbatch")
 class FairBatch(FairSampler):
-    """FairBatch: λ moves by ``alpha`` per step toward the group with the larger loss.
+    """FairBatch: before each epoch's batches are drawn, λ moves by ``alpha`` (:func:`epoch_move`)
+    from the current model's loss on every real training sample, per (y, g) cell.
 
-    Real data only. The per-cell losses come from a probe of ``val_batch`` training samples per
-    (y, g) cell, so a group whose λ has reached 0 (absent from batches) can still win λ back.
-    ``fairness``: "eo" adapts λ for both labels, "eqopp" for y = 1 only, "dp" both labels by a
-    selection-rate proxy (see :func:`fairbatch_targets`). Batches are composed lazily, see
-    :class:`FairSampler` and :class:`ComposedOrder`.
+    Real data only. "eo" and "eqopp" use the training loss; "dp" the loss of predicting 1 for every
+    sample (:func:`dp_losses`). ``fairbatch_step`` is the per-step variant of this project.
     """
 
     def init_sampler(self, group_share: np.ndarray) -> None:
         self.lam, self.mu = group_share.copy(), np.ones((2, 2))
-        self.probes = self.probe_cursors(self.sources["real"])
 
     def set_sampler(self, lam, mu=None) -> None:
         self.lam = np.array(lam, dtype=np.float64)
 
-    def move(self, losses: torch.Tensor) -> None:
-        """Step λ by ``alpha`` toward the groups :func:`fairbatch_targets` picks, within [0, 1]."""
-        alpha = float(self.hparams["alpha"])
-        for y, g in fairbatch_targets(losses, self.hparams["fairness"], self.cell_share):
-            self.lam[y, g] = min(self.lam[y, g] + alpha, 1.0)
-            self.lam[y, 1 - g] = 1.0 - self.lam[y, g]
+    def epoch_order(self, data: ArrayDataset, generator: torch.Generator):
+        self.lam = epoch_move(self.lam, self.epoch_losses(data).numpy(), self.hparams["fairness"],
+                              float(self.hparams["alpha"]))
+        return super().epoch_order(data, generator)
+
+    @torch.no_grad()
+    def epoch_losses(self, data: ArrayDataset) -> torch.Tensor:
+        """(2, 2) per-cell losses of the current model over every real training sample."""
+        rows = np.sort(np.concatenate([self.sources["real"][cell] for cell in CELLS]))
+        training = self.model.training
+        self.model.eval()  # scoring must not update BatchNorm's running statistics
+        try:
+            parts = [(self.predict(b.x), b.y, b.g) for b in data.batches(
+                512, self.device, order=rows, channels_last=self.params.channels_last)]
+        finally:
+            self.model.train(training)
+        logits, y, g = (torch.cat(p).cpu() for p in zip(*parts, strict=True))
+        if self.hparams["fairness"] == "dp":
+            return dp_losses(per_sample_loss(logits, torch.ones_like(y)), y, g)
+        loss = per_sample_loss(logits, y)
+        return torch.stack([loss[(y == t) & (g == k)].mean() for t, k in CELLS]).view(2, 2)
 
     def adapt(self) -> dict[str, float]:
-        with torch.no_grad():
-            losses = self.probe_losses(self.train_data, self.probes)
-        self.move(losses)
-        return {"gap": fairness_gap(losses, self.hparams["fairness"], self.cell_share).item()}
+        return {}  # λ moves once per epoch, in epoch_order
