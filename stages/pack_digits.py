@@ -35,13 +35,14 @@ def pack_severity(severity: str, data) -> None:
                             image_size=bias_image_size(data), workers=2, layout=data.dataset)
     print(f"pack_digits {severity}: {meta.get('counts', meta)}")
     preset = bias_preset(data)
-    if preset:  # the paper counts iterations; this project counts epochs
+    if preset:  # BiasEnsemble's members count iterations; bias_ensemble counts epochs
         n, batch = meta["counts"]["train"]["images"], preset["debias_train"]["batch_size"]
-        epochs = {k: math.ceil(v * batch / n) for k, v in PAPER_ITERATIONS.items()}
-        print(f"pack_digits {severity}: {data.dataset} paper preset: {PAPER_ITERATIONS['train']:,} "
-              f"iterations of batch {batch} are {epochs['train']} epochs of these {n:,} images "
-              f"(debias_train.epochs), {PAPER_ITERATIONS['bias_ensemble']:,} are "
-              f"{epochs['bias_ensemble']} (bias_ensemble.epochs)")
+        epochs = math.ceil(PAPER_ITERATIONS["bias_ensemble"] * batch / n)
+        print(f"pack_digits {severity}: {data.dataset} paper preset: the paper trains "
+              f"{PAPER_ITERATIONS['train']:,} steps of batch {batch} (set debias_train.steps, or "
+              f"debias_train.epochs {math.ceil(PAPER_ITERATIONS['train'] * batch / n)} on these "
+              f"{n:,} images); BiasEnsemble's {PAPER_ITERATIONS['bias_ensemble']:,} iterations are "
+              f"{epochs} epochs (bias_ensemble.epochs)")
 
 
 if __name__ == "__main__":

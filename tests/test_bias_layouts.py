@@ -132,6 +132,8 @@ def test_presets_replace_debias_train_and_hparams(tmp_path):
     p = load_params("debias_train", "hparams", path=path)
     assert (p["debias_train"].arch, p["debias_train"].lr, p["debias_train"].batch_size) == \
         ("resnet18", 1e-4, 64)
+    assert (p["debias_train"].lr_decay_step, p["debias_train"].lr_gamma, p["debias_train"].steps) == \
+        (10_000, 0.1, 0)  # the paper's decay; the length of training stays the user's
     disent = p["hparams"]["disent"]
     assert (disent["lambda_dis_align"], disent["lambda_swap_align"], disent["lambda_swap"]) == (2, 2, 0.1)
     faces = load_params("faces_debias_train", "hparams", path=path)  # other bias sets: untouched

@@ -8,7 +8,7 @@ from debiaslab.data import ArrayDataset
 from debiaslab.device import seed_everything
 from debiaslab.errors import DebiaslabError
 from debiaslab.params import TrainParams
-from debiaslab.train import fit, load_checkpoint, make_method, predict_scores, save_checkpoint
+from debiaslab.train import epoch_steps, fit, load_checkpoint, make_method, predict_scores, save_checkpoint
 
 CPU = torch.device("cpu")
 
@@ -45,6 +45,25 @@ def test_same_seed_same_weights_bit_for_bit():
     b, _ = train(params)
     for (name, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
+
+
+def test_steps_count_optimiser_steps_and_cut_the_last_epoch_short():
+    assert epoch_steps(0, 8, TrainParams(steps=20)) == range(0, 8)
+    assert epoch_steps(2, 8, TrainParams(steps=20)) == range(16, 20)
+    assert not epoch_steps(3, 8, TrainParams(steps=20))
+    assert epoch_steps(5, 8, TrainParams(epochs=2)) == range(40, 48)  # epochs: every step, always
+    seen = []
+    params = TrainParams(epochs=1, steps=19, width=8, batch_size=32, lr=0.01, lr_decay_step=8,
+                         lr_gamma=0.5)
+    gen = seed_everything(0)
+    method = make_method("erm", 1, params, CPU)
+    update = method.update
+    method.update = lambda b: (seen.append(method.optimizer.param_groups[0]["lr"]), update(b))[1]
+    result = fit(method, square_task(256, 1), square_task(64, 2), params, generator=gen, progress=False)
+    assert len(seen) == 19 and len(result.history) == 3  # 8 + 8 + 3 of 256 / 32 = 8 a epoch
+    assert seen == [0.01] * 8 + [0.005] * 8 + [0.0025] * 3  # × lr_gamma every 8 steps
+    with pytest.raises(ValueError, match="lr_gamma"):
+        TrainParams(lr_gamma=0.0)
 
 
 def test_checkpoint_round_trip_with_weights_only(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +92,10 @@ def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
         generator: torch.Generator, live=None, progress: bool = True,
         select_best: bool = True, score_fn=selection_score,
         resume_path: str | Path | None = None) -> FitResult:
-    """Train for ``params.epochs``; keep the weights of the epoch with the best validation score
+    """Train for ``params.epochs`` (or exactly ``params.steps`` optimiser steps, the last epoch cut
+    short, as the papers that count iterations do; the learning rate is multiplied by
+    ``params.lr_gamma`` every ``params.lr_decay_step`` steps when that is > 0); keep the weights of
+    the epoch with the best validation score
     (``score_fn(y_val, scores)``; by default AP for binary and multi-label targets, accuracy for
     multi-class), or of the last epoch when ``select_best`` is false (a deliberately biased
     model must not be picked on unbiased data).
@@ -107,23 +111,33 @@ def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
                                  "a classifier needs both")
     result = FitResult(best_epoch=-1, best_val_score=-np.inf)
     best_state = None
-    method.setup(train, total_steps=params.epochs * -(-len(train) // params.batch_size))
+    method.setup(train, total_steps=params.steps or params.epochs * -(-len(train) // params.batch_size))
     resume = (Resume(resume_path, method, train, val, params, score_fn) if method.resumable
               else Resume(None))
     if (saved := resume.load(method, generator)) is not None:
         result, best_state = saved
         for row in result.history:  # the killed run's curves, into this run's DVCLive files
             log_epoch(live, row)
-    for epoch in range(len(result.history), params.epochs):
+    for epoch in itertools.count(len(result.history)):
+        if epoch == params.epochs and not params.steps:
+            break
         method.model.train()
         order = method.epoch_order(train, generator)
+        steps = epoch_steps(epoch, -(-len(order) // params.batch_size), params)
+        if not steps:  # params.steps reached
+            break
         batches = train.batches(params.batch_size, method.device, order=order,
                                 generator=generator, hflip=params.hflip,
                                 channels_last=params.channels_last, shard=True)
-        logs = [method.update(b) for b in tqdm(
-            batches, total=-(-len(order) // params.batch_size), unit="batch", leave=False,
-            desc=f"epoch {epoch + 1}/{params.epochs}",
-            disable=not (progress and distributed.is_main()))]
+        logs = []
+        for step, b in zip(steps, tqdm(  # a range shorter than the epoch stops it early
+                batches, total=len(steps), unit="batch", leave=False,
+                desc=f"epoch {epoch + 1}" + (f" (to step {params.steps})" if params.steps
+                                             else f"/{params.epochs}"),
+                disable=not (progress and distributed.is_main())), strict=False):
+            if params.lr_decay_step:
+                decay_learning_rate(method.optimizer, params.lr_gamma ** (step // params.lr_decay_step))
+            logs.append(method.update(b))
         means = {f"train_{k}": float(np.mean([log[k] for log in logs])) for k in logs[0]}
         check_finite(means, epoch + 1, params.lr)  # before scoring: a NaN model has no AP
         val_score = score_fn(val.y, predict_scores(method, val))
@@ -136,6 +150,19 @@ def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
         resume.save(method, generator, result, best_state)
     method.model.load_state_dict(best_state)
     return result
+
+
+def epoch_steps(epoch: int, per_epoch: int, params) -> range:
+    """The optimiser steps of ``epoch`` (numbered from 0 over the whole run): all ``per_epoch`` of
+    them, or with ``params.steps`` only those before it (none once it is reached)."""
+    steps = range(epoch * per_epoch, (epoch + 1) * per_epoch)
+    return steps[:max(params.steps - steps.start, 0)] if params.steps else steps
+
+
+def decay_learning_rate(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    """Each parameter group's learning rate at ``factor`` times its initial one (step decay)."""
+    for group in optimizer.param_groups:
+        group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
 
 
 def check_finite(means: dict[str, float], epoch: int, lr: float) -> None:
