@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from debiaslab.params import Correlation, SynthesizeParams
-from debiaslab.profile import apply_profile
-from debiaslab.synth import write_synthfaces
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist runs a worker per core: one OpenMP thread each, or the workers' torch threads
+    # spin-wait for cores the other worker holds (set before any test imports torch)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from debiaslab.params import Correlation, SynthesizeParams  # noqa: E402
+from debiaslab.profile import apply_profile  # noqa: E402
+from debiaslab.synth import write_synthfaces  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
