@@ -64,3 +64,9 @@ def celeba_copy(synthfaces_dir, tmp_path) -> Path:
     dst = tmp_path / "celeba"
     shutil.copytree(synthfaces_dir, dst)
     return dst
+
+
+def pytest_collection_modifyitems(items):
+    """The end-to-end (slow) tests first: with a worker per core (pytest-xdist, a file per worker)
+    the tiny pipeline's file starts at once instead of last, and the other worker runs the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

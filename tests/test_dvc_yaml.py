@@ -65,3 +65,14 @@ def test_rewrite_keeps_comments_and_other_deps():
     new = rewrite(text, {"a": ["src/debiaslab/errors.py", "src/debiaslab/io.py"]})
     assert new == text.replace("      - src/debiaslab/old.py\n",
                                "      - src/debiaslab/errors.py\n      - src/debiaslab/io.py\n")
+
+
+def test_the_committed_lock_holds_only_stages_the_pipeline_defines():
+    """DVC keeps a removed or renamed stage's entry in dvc.lock; a stale one misleads a reader and
+    costs every `dvc status` its parsing. After renaming stages, delete their entries."""
+    from dvc.repo import Repo
+
+    with Repo(str(REPO)) as repo:
+        defined = {stage.addressing for stage in repo.index.stages}
+    locked = set(yaml.safe_load((REPO / "dvc.lock").read_text())["stages"])
+    assert locked - defined == set()

@@ -91,7 +91,7 @@ def test_train_then_evaluate_writes_metrics(workdir):
     ("train_debias.py", ["lff", "1.0", "data/digits/1.0", "debias_train", "accuracy", "be"],
      "error: train_debias: last argument 'be': expected one of bias_ensemble"),
     ("train_fair.py", ["lff", "Smiling"],
-     "error: train_fair: method 'lff': expected one of methods.fair: fairbatch, drfairness"),
+     "error: train_fair: method 'lff': expected one of methods.fair: fairbatch, fairbatch_step, drfairness"),
     ("bias_ensemble.py", ["1.0", "data/digits/1.0", "debias_train", "train"],
      "error: bias_ensemble: ensemble group 'train': expected one of bias_ensemble, faces_bias_ensemble"),
     ("train_baseline.py", ["Smilng"],
