@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # pytest-xdist runs a worker per core: one OpenMP thread each, or the workers' torch threads
-    # spin-wait for cores the other worker holds (set before any test imports torch)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-from debiaslab.params import Correlation, SynthesizeParams  # noqa: E402
-from debiaslab.profile import apply_profile  # noqa: E402
-from debiaslab.synth import write_synthfaces  # noqa: E402
+from debiaslab.params import Correlation, SynthesizeParams
+from debiaslab.profile import apply_profile
+from debiaslab.synth import write_synthfaces
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,9 +59,3 @@ def celeba_copy(synthfaces_dir, tmp_path) -> Path:
     dst = tmp_path / "celeba"
     shutil.copytree(synthfaces_dir, dst)
     return dst
-
-
-def pytest_collection_modifyitems(items):
-    """The end-to-end (slow) tests first: with a worker per core (pytest-xdist, a file per worker)
-    the tiny pipeline's file starts at once instead of last, and the other worker runs the rest."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
