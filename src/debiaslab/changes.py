@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .errors import DebiaslabError, stage_main
 from .io import write_text
-from .report import Table, markdown_table
+from .report import Table, is_number, markdown_table
 from .summary import table as text_table
 
 OUT = Path("reports/changes.md")
@@ -68,10 +68,6 @@ class Change:
             return None
         d = self.new - self.old
         return d if math.isfinite(d) else None
-
-
-def is_number(x) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def same(a, b) -> bool:
@@ -122,16 +118,12 @@ def resolve(option: str, name: str) -> Rev:
     return rev
 
 
-def dvc_command(a: Rev, b: Rev) -> list[str]:
-    return ["dvc", "metrics", "diff", "--json", a.sha, *([b.sha] if b.sha else [])]
-
-
 def metrics_diff(a: Rev, b: Rev) -> list[Change]:
     """``dvc metrics diff --json`` of a against b (b may be the workspace), with this interpreter's
     DVC, as an argument list (no shell)."""
     if importlib.util.find_spec("dvc") is None:
         raise DebiaslabError(f"DVC is not installed for {sys.executable} (run `make setup`)")
-    cmd = dvc_command(a, b)
+    cmd = ["dvc", "metrics", "diff", "--json", a.sha, *([b.sha] if b.sha else [])]
     proc = subprocess.run([sys.executable, "-m", *cmd], capture_output=True, text=True)
     if proc.returncode:
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("ERROR: ")

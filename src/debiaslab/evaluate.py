@@ -15,9 +15,9 @@ def threshold_report(y_val: np.ndarray, s_val: np.ndarray) -> dict:
             "f1": float(M.f1_threshold(y_val, s_val))}
 
 
-def group_metrics(y, s, pred, g, w, *, kl_bins: int) -> dict[str, np.ndarray]:
-    """Every group metric, for each weighting row of ``w`` (row 0 is the unweighted set), and
-    ``KL_parts``: the four KL divergences that ``KL`` averages, (4, rows)."""
+def group_metrics(y, s, pred, g, w, *, kl_bins: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every group metric, for each weighting row of ``w`` (row 0 is the unweighted set), and the
+    four KL divergences that ``KL`` averages, (4, rows)."""
     rates = M.group_rates(y, pred, sensitive_features=g, sample_weight=w)
     cells = M.cell_accuracy(y, pred, sensitive_features=g, sample_weight=w)
     kl, kl_parts = M.kl_divergence(y, s, sensitive_features=g, bins=kl_bins, sample_weight=w,
@@ -39,8 +39,7 @@ def group_metrics(y, s, pred, g, w, *, kl_bins: int) -> dict[str, np.ndarray]:
         out[f"FPR_g{k}"] = rates[k]["FPR"]
     for cell, acc in cells.items():
         out["acc_" + cell.replace("=", "").replace(",", "_")] = acc
-    out["KL_parts"] = np.stack(list(kl_parts.values()))
-    return out
+    return out, np.stack(list(kl_parts.values()))
 
 
 class Scored(NamedTuple):
@@ -88,8 +87,7 @@ def split_report(y, s, groups: dict[str, np.ndarray], thresholds: dict, *, n_boo
                "accuracy": M.accuracy(y, pred, sample_weight=w)}
     report = {name: M.summarize(v[0], v[1:]) for name, v in overall.items()}
     for attr, g in groups.items():
-        values = group_metrics(y, s, pred, g, w, kl_bins=kl_bins)
-        kl_parts = values.pop("KL_parts")
+        values, kl_parts = group_metrics(y, s, pred, g, w, kl_bins=kl_bins)
         report[attr] = {name: M.summarize(v[0], v[1:]) for name, v in values.items()}
         report[attr]["KL_original"] = M.summarize_median_2sigma(kl_parts[:, 1:])
     return report

@@ -8,7 +8,7 @@ import torch
 
 from ..data import ArrayDataset
 from .base import per_sample_loss, register_method
-from .fair_sampler import CELLS, FairSampler
+from .fair_sampler import CELLS, FairSampler, cell_means
 
 HPARAMS = {"fairness": "eo", "alpha": 0.005}  # eo | eqopp | dp; λ's step per epoch
 
@@ -64,20 +64,18 @@ class FairBatch(FairSampler):
 
     @torch.no_grad()
     def epoch_losses(self, data: ArrayDataset) -> torch.Tensor:
-        """(2, 2) per-cell losses of the current model over every real training sample."""
-        rows = np.sort(np.concatenate([self.sources["real"][cell] for cell in CELLS]))
+        """(2, 2) per-cell losses of the current model over every training sample (all real)."""
         training = self.model.training
         self.model.eval()  # scoring must not update BatchNorm's running statistics
         try:
             parts = [(self.predict(b.x), b.y, b.g) for b in data.batches(
-                512, self.device, order=rows, channels_last=self.params.channels_last)]
+                512, self.device, channels_last=self.params.channels_last)]
         finally:
             self.model.train(training)
         logits, y, g = (torch.cat(p).cpu() for p in zip(*parts, strict=True))
         if self.hparams["fairness"] == "dp":
             return dp_losses(per_sample_loss(logits, torch.ones_like(y)), y, g)
-        loss = per_sample_loss(logits, y)
-        return torch.stack([loss[(y == t) & (g == k)].mean() for t, k in CELLS]).view(2, 2)
+        return cell_means(per_sample_loss(logits, y), y, g)
 
     def adapt(self) -> dict[str, float]:
         return {}  # λ moves once per epoch, in epoch_order
