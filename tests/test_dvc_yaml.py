@@ -32,8 +32,8 @@ def test_a_stage_that_trains_a_listed_method_depends_on_its_module_and_hparams_o
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     trainers = {name: stage for name, stage in stages.items()
                 if "${methods." in str(stage.get("foreach", "")) + str(stage.get("matrix", ""))}
-    assert {"train_fair", "train_multilabel", "train_debias", "train_debias_be", "train_debias_faces",
-            "train_debias_faces_be", "evaluate_fair"} == set(trainers)
+    assert {"train_fair", "train_multilabel", "train_multilabel_balanced", "train_debias", "train_debias_be",
+            "train_debias_faces", "train_debias_faces_be", "evaluate_fair"} == set(trainers)
     for name, stage in trainers.items():
         body = stage.get("do", stage)
         item = "${item}" if "foreach" in stage else "${item.method}"
@@ -44,6 +44,20 @@ def test_a_stage_that_trains_a_listed_method_depends_on_its_module_and_hparams_o
         assert f"hparams.{item}" in body["params"] and "hparams" not in body["params"], name
         assert not {f"src/debiaslab/methods/{m}.py" for m in ("lff", "disent", "fairbatch", "drfairness",
                                                               "adversarial", "erm")} & set(body["deps"])
+
+
+def test_a_method_trained_by_its_literal_name_is_code_the_stage_runs(tmp_path):
+    """train_and_save("erm", ...) imports methods/erm.py by name at run time: editing ERM must rerun
+    the baselines (the import closure alone missed it)."""
+    script = tmp_path / "s.py"
+    script.write_text("from debiaslab.train import train_and_save\n"
+                      "def main():\n    train_and_save('erm', 1)\n    print('lff')\n")
+    found = closure(script, PACKAGE)
+    assert "methods/erm" in found and "methods/lff" not in found  # a call's argument, not any string
+    script.write_text("from debiaslab.train import make_method\nmake_method('no_such_method', 1)\n")
+    assert not {m for m in closure(script, PACKAGE) if m.startswith("methods/no")}
+    assert "methods/erm" in closure(REPO / "stages/train_baseline.py", PACKAGE)
+    assert "methods/erm" in closure(REPO / "stages/oracle.py", PACKAGE)  # through oracle.py
 
 
 def test_closure_follows_imports_at_any_depth(tmp_path):

@@ -71,11 +71,23 @@ def test_report_gathers_every_section(repo):
 def test_leakage_stage_reports_every_model(repo):
     report = json.loads((repo / "metrics/leakage.json").read_text())
     assert report["protected"] == "Eyeglasses"
-    assert set(report["models"]) == {"erm", "adversarial"}
+    assert set(report["models"]) == {"erm", "adversarial", "image_adversarial"}
     for m in report["models"].values():
         assert 0.5 <= m["model_leakage"]["mean"] <= 1.0
         assert m["amplification"] == pytest.approx(m["model_leakage"]["mean"] - m["natural_leakage_at_F1"])
     assert (repo / "reports/leakage/natural_leakage.png").is_file()
+    assert (repo / "reports/leakage/masks.png").is_file()
+
+
+def test_balanced_subsets_retrain_every_leakage_model(repo):
+    """Wang et al.'s α-balanced sets: each α's models, trained on fewer, balanced images."""
+    balanced = json.loads((repo / "metrics/leakage_balanced.json").read_text())["alphas"]
+    assert list(balanced) == ["2.0"]  # the tiny profile's alphas, as DVC names the folders
+    for name, m in balanced["2.0"]["models"].items():
+        assert 0 < m["train_images"] < 480, name  # a subset of the 480 training images
+        assert 0.5 <= m["model_leakage"]["mean"] <= 1.0
+    assert set(balanced["2.0"]["models"]) == {"erm", "adversarial", "image_adversarial"}
+    assert (repo / "reports/leakage/balanced_subsets.png").is_file()
 
 
 def test_bias_ensemble_stages_report_every_method(repo):

@@ -120,3 +120,31 @@ def test_stage_argument_helpers():
     for bad in ("..", "../x", "a/b", "", "-x"):
         with pytest.raises(DebiaslabError, match="expected a plain name"):
             stage_args.plain_name("name", bad)
+
+
+def test_full_skew_trains_where_target_equals_protected_and_scores_both(workdir):
+    """The GAN paper's fully skewed ablation on the 60-face set: its test AP against each."""
+    proc = run_stage(workdir, "full_skew.py", "Smiling")
+    assert proc.returncode == 0, proc.stderr
+    report = yaml.safe_load((workdir / "metrics/full_skew/Smiling.json").read_text())
+    assert report["target"] == "Smiling" and report["protected"] == "Eyeglasses" and not report["opposite"]
+    assert 0 < report["train_images"] < 48  # a part of the 48 training faces
+    assert set(report["test_AP"]) == {"Smiling", "Eyeglasses"}
+    assert all(0 <= v <= 1 for v in report["test_AP"].values())
+    assert (workdir / "models/full_skew/Smiling/model.pt").is_file()
+    proc = run_stage(workdir, "full_skew.py", "Young")
+    assert_one_line_error(proc, "target 'Young'")
+
+
+def test_a_multilabel_model_on_an_alpha_balanced_subset(workdir):
+    proc = run_stage(workdir, "train_multilabel.py", "erm", "2.0",
+                     params={"balanced_subsets": {"alphas": [2.0]}})
+    assert proc.returncode == 0, proc.stderr
+    assert "training images" in proc.stdout and "(alpha 2.0)" in proc.stdout
+    assert (workdir / "models/multilabel_balanced/alpha_2.0/erm/model.pt").is_file()
+    for bad, message in (("2", "alpha '2': expected one of balanced_subsets.alphas: 2.0"),
+                         ("../x", "alpha '../x': expected a number"),
+                         ("nan", "alpha 'nan': expected one of balanced_subsets.alphas")):
+        proc = run_stage(workdir, "train_multilabel.py", "erm", bad,
+                         params={"balanced_subsets": {"alphas": [2.0]}})
+        assert_one_line_error(proc, message)

@@ -23,6 +23,7 @@ CODE_DEP = re.compile(r"^(\s+)- src/debiaslab/[\w/]+\.py\s*(#.*)?$")
 # A method module chosen by the stage's loop variable: methods/${item}.py or methods/${item.method}.py
 METHOD_DEP = re.compile(r"src/debiaslab/methods/\$\{\s*item(?:\.(\w+))?\s*\}\.py")
 LIST_REF = re.compile(r"^\$\{\s*([\w.]+)\s*\}$")
+METHOD_LOADERS = ("train_and_save", "make_method", "get_method")  # their first argument names a method
 
 
 def _module(package: Path, parts: list[str]) -> str | None:
@@ -66,7 +67,23 @@ def imported_modules(path: Path, package: Path) -> set[str]:
                 parts = alias.name.split(".")
                 if parts[0] == "debiaslab":
                     names.add(_module(package, parts[1:]))
+        elif method := _method_named(node, package):  # train_and_save("erm", ...): imported by name
+            names.add(f"methods/{method}")
     return {n for n in names if n}
+
+
+def _method_named(node: ast.AST, package: Path) -> str | None:
+    """The method a call names by a literal, ``train_and_save("erm", ...)``, ``make_method(...)`` or
+    ``get_method(...)``, when ``methods/NAME.py`` exists: imported by name at run time, it is code
+    the caller runs all the same."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)):
+        return None
+    func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+    name = node.args[0].value
+    if func in METHOD_LOADERS and name.isidentifier() and (package / "methods" / f"{name}.py").is_file():
+        return name
+    return None
 
 
 def _with_packages(name: str) -> set[str]:

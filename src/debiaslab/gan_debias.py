@@ -139,6 +139,17 @@ def fit_all(z: np.ndarray, labels: pd.DataFrame, target: str, protected: list[st
     return planes
 
 
+def underrep_rows(target: np.ndarray, protected: np.ndarray, *, value: int, count: int) -> np.ndarray:
+    """The ablation of the original's linear_underrep.py: which of the fit pool's latents the SVMs
+    see when the target value ``value`` is under-represented. The first ``count`` latents of each
+    protected group with that target value, and the first (len − 2·count) / 2 of each group with
+    the other value (fewer where a cell has fewer), as sorted positions."""
+    other = (len(target) - 2 * count) // 2
+    cells = [np.flatnonzero((target == t) & (protected == g))[:count if t == value else other]
+             for t in (0, 1) for g in (0, 1)]
+    return np.sort(np.concatenate(cells))
+
+
 def weighted_ap_selection(g_val: np.ndarray):
     """The model-selection score of the augmented classifiers: weighted validation AP (each
     protected group half of each class's weight), as the original main.py selects them."""

@@ -318,6 +318,55 @@ def amplification(model_leakage, natural_at_f1: float) -> float:
 
 
 # --------------------------------------------------------------------------- pipeline helpers
+def attack_data(prepared: str, protected_column: str | None, protected_attributes: list[str]):
+    """The prepared train/val/test splits as the attacker sees them: (splits, label names, the
+    protected column, label matrix y, protected g, split index 0/1/2), all splits concatenated."""
+    from .data import PreparedSplit, multilabel_columns
+
+    splits = [PreparedSplit(prepared, s) for s in SPLITS]
+    for part in splits:  # each: the protected column holds both values in every split
+        labels, protected = multilabel_columns(part, protected_column, protected_attributes)
+    y = np.concatenate([s.label_matrix(labels) for s in splits])
+    g = np.concatenate([s.label(protected) for s in splits])
+    split = np.concatenate([np.full(len(s), k) for k, s in enumerate(splits)])
+    return splits, labels, protected, y, g, split
+
+
+def model_outputs(method, splits, labels) -> tuple[np.ndarray, dict[str, float], float]:
+    """A multi-label model's logits on every prepared split (concatenated), its test macro-F1 at
+    both kinds of thresholds (sigmoid 0.5, as Wang et al.'s code, and per-label calibrated on val)
+    and its test mAP."""
+    from . import metrics
+    from .data import ArrayDataset
+    from .train import predict_logits
+
+    logits = [predict_logits(method, ArrayDataset(s.images, s.label_matrix(labels)))
+              for s in splits]
+    y_val, y_test = (s.label_matrix(labels) for s in splits[1:])
+    calibrated = np.array([metrics.calibrated_threshold(y_val[:, k], logits[1][:, k])
+                           for k in range(len(labels))])
+    f1 = {"half": macro_f1(y_test, (logits[2] > 0).astype(int)),  # sigmoid(logit) > 0.5
+          "calibrated": macro_f1(y_test, (logits[2] > calibrated).astype(int))}
+    # over the labels with a positive test image (AP is undefined without one: a rare COCO
+    # category may have none among the test images)
+    m_ap = float(np.nanmean([metrics.average_precision(y_test[:, k], logits[2][:, k])
+                             if y_test[:, k].any() else np.nan for k in range(len(labels))]))
+    return np.concatenate(logits), f1, m_ap
+
+
+def model_leakage(logits, g, split, curve, *, f1s: Mapping[str, float], m_ap: float,
+                  f1_threshold: str, rounds: int, seed: int, **attacker_kw) -> dict:
+    """One model's row of the leakage report: λ_M from its ``logits``, λ_D(F1) read off ``curve``
+    at its F1 (``f1_threshold``: which of ``f1s``), and Δ."""
+    f1 = f1s[f1_threshold]
+    leak = leakage(logits, g, split, rounds=rounds, seed=seed, **attacker_kw)
+    natural = leakage_at_f1(curve, f1)
+    return {"mAP": round(m_ap, 6), "macro_F1": round(f1, 6),
+            "macro_F1_at": {k: round(v, 6) for k, v in f1s.items()},
+            "model_leakage": {"mean": leak["mean"], "std": leak["std"]},
+            "natural_leakage_at_F1": natural, "amplification": amplification(leak, natural)}
+
+
 def cap_rows(split, *, max_rows: int, seed: int) -> np.ndarray:
     """Sorted row indices keeping at most ``max_rows`` random rows of each split (0/1/2).
 
@@ -355,5 +404,58 @@ def plot_natural_leakage(curve: Sequence[Mapping], models: Mapping[str, Mapping]
     ax.axhline(0.5, color="k", lw=0.5, ls=":")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_masked_images(images, masked: Mapping[str, np.ndarray], title: str):
+    """Wang et al.'s picture of image-space removal (their ``vis.py``): the input images on top,
+    below them what each masking model's classifier sees. All (n, H, W, 3) in [-1, 1]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = {"input": images, **masked}
+    n = len(images)
+    fig, axes = plt.subplots(len(shown), n, figsize=(1.3 * n, 0.3 + 1.35 * len(shown)), squeeze=False)
+    for row, (name, batch) in enumerate(shown.items()):
+        for i in range(n):
+            axes[row, i].imshow(np.clip((np.asarray(batch[i]) + 1) / 2, 0, 1))
+            axes[row, i].set_xticks([]), axes[row, i].set_yticks([])
+        axes[row, 0].set_ylabel(name, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_balanced_subsets(alphas: Sequence[str], rows: Mapping[str, Mapping], original: Mapping,
+                          title: str):
+    """λ_D and each model's λ_M (left) and Δ (right) against α, the original set at the right end."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ticks = [*alphas, "original"]
+    x = np.arange(len(ticks))
+    results = [*(rows[a] for a in alphas), original]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.errorbar(x, [r["dataset_leakage"]["mean"] for r in results],
+                  yerr=[r["dataset_leakage"]["std"] for r in results], fmt="o--", color="gray",
+                  capsize=3, label="λ_D (the training labels)")
+    for name in original["models"]:
+        runs = [r["models"][name] for r in results]
+        left.errorbar(x, [m["model_leakage"]["mean"] for m in runs],
+                      yerr=[m["model_leakage"]["std"] for m in runs], fmt="s-", capsize=3,
+                      label=f"λ_M {name}")
+        right.plot(x, [m["amplification"] for m in runs], "s-", label=name)
+    left.axhline(0.5, color="k", lw=0.5, ls=":")
+    right.axhline(0, color="k", lw=0.5, ls=":")
+    for ax, ylabel in ((left, "leakage (folded attacker accuracy)"), (right, "Δ = λ_M − λ_D(F1)")):
+        ax.set_xticks(x, [f"α = {t}" if t != "original" else t for t in ticks])
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -446,6 +446,24 @@ class LeakageParams(Checked):
 
 
 @dataclass(frozen=True)
+class BalancedSubsetsParams(Checked):
+    """Wang et al.'s α-balanced training sets (their ``--balanced --ratio``): per label, and
+    overall, the two protected groups differ in count by at most a factor α
+    (:mod:`debiaslab.balanced_subsets`). Each α trains every ``methods.multilabel`` model again;
+    α names folders as written (1.0 -> alpha_1.0), as DVC writes ``${item.alpha}``."""
+
+    alphas: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0])
+    seed: int = seed_field()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for i, a in enumerate(self.alphas):
+            if not (math.isfinite(a) and 1 <= a <= 1e6):
+                raise ValueError(f"alphas[{i}]: expected a ratio >= 1, got {a!r}")
+        check_unique([f"{a:g}" for a in self.alphas], "alphas")
+
+
+@dataclass(frozen=True)
 class GanParams(Checked):
     """The generator of the latent-space method: a DCGAN trained here, a saved one, a PGAN release
     (the paper's CelebA model), or (SynthFaces only) the renderer itself, an ideal generator whose
@@ -493,7 +511,48 @@ class LatentEditParams(Checked):
     # which labels the SVMs are fitted on and the synthetic images carry: the baseline classifiers'
     # (the method) or the true ones (the renderer's; the oracle's for a trained GAN), a diagnostic
     labels: Literal["hallucinated", "ground_truth"] = "hallucinated"
+    # the ablation of the original's linear_underrep.py: the SVMs see only `underrep_count`
+    # latents of each protected group whose target is `underrep_value`, and up to the rest of
+    # n_fit of the other target value (null: the first n_fit latents, the method itself)
+    underrep_value: Literal[0, 1] | None = None
+    underrep_count: int = count(500, 1, MAX_IMAGES)
     seed: int = seed_field()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.underrep_value is not None and not 2 * self.underrep_count < self.n_fit:
+            raise ValueError(f"underrep_count: {self.underrep_count} latents per protected group "
+                             f"leave none of n_fit = {self.n_fit} for the other target value; "
+                             "expected 2 × underrep_count < n_fit")
+
+
+@dataclass(frozen=True)
+class FullSkewParams(Checked):
+    """The ablation of the original's full_skew_tests.py: a target classifier trained only on the
+    images whose target equals the protected attribute (``opposite``: differs from it), so the two
+    are confounded completely; its test AP against each says which one it learned."""
+
+    opposite: bool = False
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    """The GAN paper's summary table groups ``attributes.targets`` into categories (Ramaswamy et al.:
+    inconsistently labelled, gender-dependent, gender-independent) and averages AP, DEO, BA and KL
+    of the baseline and the augmented model in each. {category name: [targets]}; empty: no table."""
+
+    categories: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for name, targets in self.categories.items():
+            if not name.strip() or len(name) > 60 or not name.isprintable():
+                raise ValueError(f"categories: {name!r} is not a category name (printable, 1-60 characters)")
+            check_attribute_names(targets, CELEBA_ATTRIBUTES, f"categories.{name}")
+            for target in targets:
+                if target in seen:
+                    raise ValueError(f"categories: {target} is in both {seen[target]!r} and {name!r}")
+                seen[target] = name
 
 
 @dataclass(frozen=True)
@@ -602,6 +661,10 @@ HPARAM_BOUNDS = {
     "val_batch": Bounds(1, 65_536, integer=True),
     "k": Bounds(0),
     "lr": Bounds(0, lo_open=True),
+    "l1_weight": Bounds(0),
+    "mask_width": Bounds(1, MAX_WIDTH, integer=True),
+    "mask_depth": Bounds(1, 8, integer=True),  # halvings; a 32-px image has 5
+    "adversary_width": Bounds(1, MAX_WIDTH, integer=True),
 }
 HPARAM_CHOICES = {"fairness": FAIRNESS}
 
@@ -665,6 +728,7 @@ GROUPS: dict[str, Any] = {
     "multilabel": MultilabelParams,
     "hparams": parse_hparams,  # per-method hyperparameters
     "leakage": LeakageParams,
+    "balanced_subsets": BalancedSubsetsParams,  # Wang et al.'s α-balanced training sets
     "colored_digits": ColoredDigitsParams,
     "bias_ensemble": BiasEnsembleParams,
     "debias_train": TrainParams,  # the `train` schema, for the Colored Digits models
@@ -680,6 +744,8 @@ GROUPS: dict[str, Any] = {
     "inversion": InversionParams,
     "fair_cells": FairCellsParams,
     "gen_data": GenDataParams,  # which generated data fair_cells reads
+    "full_skew": FullSkewParams,  # the GAN paper's fully skewed ablation
+    "report": ReportParams,  # the categories of the GAN paper's table
 }
 
 T = TypeVar("T")

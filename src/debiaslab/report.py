@@ -24,6 +24,7 @@ import io
 import json
 import math
 import re
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -504,9 +505,72 @@ oracle_table = one_file("oracle.json", _oracle)
 inversion_table = one_file("inversion.json", _inversion)
 
 
+def _full_skew(paths: list[Path]) -> list[Table]:
+    rows = []
+    for path in paths:
+        def row(m: Obj) -> list[str]:
+            target, protected = m.text("target"), m.text("protected")
+            ap = m.obj("test_AP")
+            agree = "differs from" if m.flag("opposite") else "equals"
+            return [target, f"{protected} ({agree} {target})", f"{m.count('train_images'):,}",
+                    fmt(ap.number(target)), fmt(ap.number(protected))]
+        rows.append(parse(path, row))
+    return [Table("Fully skewed training (ablation: full_skew_tests.py)",
+                  ["target", "trained where", "training images", "test AP vs target",
+                   "test AP vs protected"], rows,
+                  "A target classifier trained only where the target equals (or differs from) the "
+                  "protected attribute, so the two are confounded; its scores on the whole test split "
+                  "ranked against each. The higher AP says which of the two it learned (with 'differs', "
+                  "the protected labels are flipped first, as in the original).")] if rows else []
+
+
+def full_skew_table(root: Path) -> list[Table]:
+    return _full_skew(metrics_files(root, "full_skew/*.json"))
+
+
 def gan_tables(root: Path) -> list[Table]:
     return [*latent_table(root), *pairs_table(root), *hallucinate_tables(root), *oracle_table(root),
-            *inversion_table(root)]
+            *inversion_table(root), *full_skew_table(root)]
+
+
+CATEGORY_METRICS = ("AP", "DEO", "BA", "KL")
+
+
+def category_table(root: Path, categories: dict[str, list[str]], protected: str) -> list[Table]:
+    """The GAN paper's results table: AP, DEO, BA and KL on test of the baseline and the augmented
+    model, averaged over the targets of each category (mean ± sd over the targets that have both
+    evaluations; the count is shown)."""
+    rows = []
+    for category, targets in categories.items():
+        values = {m: {k: [] for k in CATEGORY_METRICS} for m in ("baseline", "augmented")}
+        found = [t for t in targets if all((Path(root) / "evaluate" / m / f"{t}.json").is_file()
+                                           for m in values)]
+        for target in found:
+            for method, into in values.items():
+                def read(r: Obj) -> dict[str, float]:
+                    test = r.obj("test")
+                    ap, group = test.metric("AP"), test.obj(protected)
+                    return {"AP": ap, **{k: group.metric(k) for k in CATEGORY_METRICS[1:]}}
+                for k, m in parse(Path(root) / "evaluate" / method / f"{target}.json", read).items():
+                    into[k].append(m["value"] if isinstance(m, dict) else m)
+        rows.append([category, f"{len(found)} of {len(targets)}",
+                     *(mean_sd_of(values[m][k]) for k in CATEGORY_METRICS for m in values)])
+    if not rows:
+        return []
+    methods = ("baseline", "augmented")
+    header = ["category", "targets", *(f"{k} {m}" for k in CATEGORY_METRICS for m in methods)]
+    return [Table(f"Per category of targets (protected {protected}), as the GAN paper's table", header,
+                  rows, "Each cell: mean ± standard deviation over the category's targets of the test "
+                        "value (report.categories in params.yaml names them); AP higher is better, "
+                        "DEO, BA and KL lower.")]
+
+
+def mean_sd_of(values: list[float | None]) -> str:
+    """``mean ± sd`` of the finite values; "-" when there are none."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return "-"
+    return mean_sd({"mean": statistics.fmean(finite), "std": statistics.pstdev(finite)})
 
 
 # ----------------------------------------------------------------------------- leakage
@@ -533,7 +597,29 @@ def _leakage(report: Obj) -> list[Table]:
                   "at each label's calibrated val threshold (calibrated).")]
 
 
+def _leakage_balanced(report: Obj) -> list[Table]:
+    protected, alphas = report.text("protected"), report.obj("alphas")
+    rows = []
+    for alpha in alphas.keys():
+        result = alphas.obj(alpha)
+        rows.append([f"α = {alpha}", "labels", "-", "-", mean_sd(result.spread("dataset_leakage")), "-", "-"])
+        models = result.obj("models")
+        rows += [[f"α = {alpha}", *_leakage_row(name, models.obj(name))] for name in models.keys()]
+    return [Table(f"Leakage of {protected}, models trained on α-balanced sets",
+                  ["training set", "model", "mAP", "macro-F1", "leakage λ", "λ_D(F1)",
+                   "Δ = λ_M − λ_D(F1)"], rows,
+                  "Wang et al.'s experiment: each model trained again on the α-balanced subset of the "
+                  "training split (per label and overall, the protected groups within a factor α). "
+                  "Leakage is measured on the α-balanced subsets of the splits, mAP and macro-F1 on "
+                  "the whole test split; the whole-data rows are the table above (α = original).")]
+
+
 leakage_tables = one_file("leakage.json", _leakage)
+leakage_balanced_tables = one_file("leakage_balanced.json", _leakage_balanced)
+
+
+def leakage_section(root: Path) -> list[Table]:
+    return [*leakage_tables(root), *leakage_balanced_tables(root)]
 
 
 # ----------------------------------------------------------------------------- BiasEnsemble
@@ -834,7 +920,7 @@ PAIRED_TEXT = (
 SECTIONS: tuple[tuple[str, str, str, Callable[[Path], list[Table]]], ...] = (
     ("fairness", "Fairness of the target classifiers", FAIRNESS_TEXT, fairness_tables),
     ("gan", "GAN latent-space edits (diagnostics)", GAN_TEXT, gan_tables),
-    ("leakage", "Leakage", LEAKAGE_TEXT, leakage_tables),
+    ("leakage", "Leakage", LEAKAGE_TEXT, leakage_section),
     ("debias", "Bias-conflicting benchmarks: BiasEnsemble, LfF and DisEnt", DEBIAS_TEXT, debias_tables),
 )
 REPORT_SECTIONS: tuple[tuple[str, str, str, Callable[[Path], list[Table]]], ...] = (
@@ -876,14 +962,21 @@ def plot_method_rank(rel: str) -> int:
     return names.index(max(matches, key=len)) if matches else len(names)
 
 
-def collect(metrics_root: str | Path, reports_root: str | Path | None = None) -> list[Section]:
-    """The report's sections, in order; a section with neither tables nor plots is left out."""
+def collect(metrics_root: str | Path, reports_root: str | Path | None = None, *,
+            categories: dict[str, list[str]] | None = None, protected: str | None = None) -> list[Section]:
+    """The report's sections, in order; a section with neither tables nor plots is left out.
+    ``categories`` ({name: [targets]}, with the ``protected`` attribute) adds the GAN paper's
+    per-category table to the fairness section."""
     reports = Path(reports_root) if reports_root is not None and Path(reports_root).is_dir() else None
     plots = collect_plots(reports) if reports else {}
     builds = [(spec, Path(metrics_root)) for spec in SECTIONS]
     builds += [(spec, reports) for spec in REPORT_SECTIONS] if reports else []
     sections = [Section(key, title, text, build(root), plots.get(key, []))
                 for (key, title, text, build), root in builds]
+    if categories and protected:
+        by_key = {s.key: s for s in sections}
+        if "fairness" in by_key:
+            by_key["fairness"].tables += category_table(Path(metrics_root), categories, protected)
     return [s for s in sections if s.tables or s.plots]
 
 

@@ -55,16 +55,22 @@ def target(value: str, targets: Sequence[str]) -> str:
     return choice("target", value, targets, "attributes.targets")
 
 
-def severity(value: str, severities: Sequence[float]) -> str:
-    """A Colored Digits severity of ``colored_digits.severities``, as written (it names folders)."""
-    listed = "one of colored_digits.severities: " + ", ".join(map(str, severities))
+def listed_number(what: str, value: str, values: Sequence[float], key: str) -> str:
+    """A number of the params list ``key``, returned as written (it names folders, as DVC writes
+    the list's ``${item}``)."""
+    listed = f"one of {key}: " + ", ".join(map(str, values))
     try:
         number = float(value)
     except ValueError:
-        raise DebiaslabError(f"severity {value!r}: expected a number ({listed})") from None
-    if not math.isfinite(number) or number not in severities:
-        raise DebiaslabError(f"severity {value!r}: expected {listed}")
+        raise DebiaslabError(f"{what} {value!r}: expected a number ({listed})") from None
+    if not math.isfinite(number) or number not in values or value != str(values[values.index(number)]):
+        raise DebiaslabError(f"{what} {value!r}: expected {listed}")
     return value
+
+
+def severity(value: str, severities: Sequence[float]) -> str:
+    """A Colored Digits severity of ``colored_digits.severities``, as written (it names folders)."""
+    return listed_number("severity", value, severities, "colored_digits.severities")
 
 
 def group(what: str, value: str, schema: type) -> str:

@@ -7,29 +7,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import ArrayDataset, Batch, group_balanced_order
-from ..errors import DebiaslabError
+from ..data import ArrayDataset, Batch
 from ..models import embed_width
 from .base import Method, per_sample_loss, register_method
+from .removal import gradient_reversal, protected_balanced_order
 
 HPARAMS = {"grl_weight": 1.0, "hidden": 128}  # λ of the gradient reversal layer; adversary width
 MULTILABEL = True
-
-
-class _GradientReversal(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, weight):
-        ctx.weight = weight
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return -ctx.weight * grad, None
-
-
-def gradient_reversal(x: torch.Tensor, weight: float) -> torch.Tensor:
-    """Identity forward; multiplies the gradient by -weight backward (Ganin & Lempitsky 2015)."""
-    return _GradientReversal.apply(x, weight)
 
 
 @register_method("adversarial")
@@ -51,9 +35,7 @@ class AdversarialRemoval(Method):
                                               *self.adversary.parameters()])
 
     def epoch_order(self, data: ArrayDataset, generator: torch.Generator) -> np.ndarray:
-        if data.g is None:
-            raise DebiaslabError("adversarial: training data has no protected labels")
-        return group_balanced_order(data.g, generator)
+        return protected_balanced_order(self.name, data, generator)
 
     def update(self, batch: Batch) -> dict[str, float]:
         with self.autocast():
