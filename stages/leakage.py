@@ -12,7 +12,6 @@ figure shows test images of each protected value above what each model that mask
 import dataclasses
 
 import numpy as np
-import torch
 
 from debiaslab import leakage as L
 from debiaslab.device import resolve_device, seed_everything
@@ -42,7 +41,7 @@ def main() -> None:
                L.leakage(y[rows], g[rows], split[rows], rounds=p.rounds, seed=p.seed, **attacker))
     models, masked = {}, {}
     shown = np.concatenate([np.flatnonzero(splits[2].label(protected) == v)[:SHOWN] for v in (0, 1)])
-    x = torch.as_tensor(splits[2].images[shown]).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+    images = splits[2].images[shown].astype(np.float32) / 127.5 - 1  # (n, H, W, 3) in [-1, 1]
     for name in params["methods"].multilabel:
         method, meta = load_checkpoint(f"models/multilabel/{name}/model.pt", resolve_device("auto"))
         logits, f1s, m_ap = L.model_outputs(method, splits, meta["labels"])
@@ -53,7 +52,7 @@ def main() -> None:
               f"λ_M {row['model_leakage']['mean']:.3f} ± {row['model_leakage']['std']:.3f}, "
               f"λ_D(F1) {row['natural_leakage_at_F1']:.3f}, Δ {row['amplification']:+.3f}")
         if hasattr(method.model, "masked"):  # what its classifier sees
-            masked[name] = masked_images(method, x)
+            masked[name] = masked_images(method, images)
     report = {"protected": protected, "labels": labels, "attacker": dataclasses.asdict(p),
               "dataset_leakage": {"mean": dataset["mean"], "std": dataset["std"]},
               "natural_curve": curve, "models": models}
@@ -62,15 +61,19 @@ def main() -> None:
                 "reports/leakage/natural_leakage.png", dpi=110)
     title = (f"test images ({protected} = 0, then 1) and what each masking model's classifier sees"
              if masked else "no model of methods.multilabel masks its input")
-    save_figure(L.plot_masked_images(x.permute(0, 2, 3, 1).numpy(), masked, title),
+    save_figure(L.plot_masked_images(images, masked, title),
                 "reports/leakage/masks.png", dpi=110)
     print(f"leakage: λ_D = {dataset['mean']:.3f} ± {dataset['std']:.3f} over {p.rounds} rounds")
 
 
-@torch.no_grad()
-def masked_images(method, x: torch.Tensor) -> np.ndarray:
+def masked_images(method, images: np.ndarray) -> np.ndarray:
+    """What the model's classifier sees of ``images`` (n, H, W, 3) in [-1, 1], in the same layout."""
+    import torch  # here, not above: the debiaslab import must come first (src/debiaslab/threads.py)
+
     method.model.eval()
-    return method.model.masked(x.to(method.device)).float().cpu().permute(0, 2, 3, 1).numpy()
+    with torch.no_grad():
+        x = torch.as_tensor(images).permute(0, 3, 1, 2).to(method.device)
+        return method.model.masked(x).float().cpu().permute(0, 2, 3, 1).numpy()
 
 
 if __name__ == "__main__":

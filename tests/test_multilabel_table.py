@@ -195,15 +195,16 @@ def test_prepare_train_multilabel_leakage_run_on_coco(coco, tmp_path, monkeypatc
     before = {p: p.stat().st_mtime_ns for p in coco.rglob("*")}
     run_stage("prepare.py")
     assert json.loads((workdir / "data/prepared/meta.json").read_text())["attributes"] == [*OBJECTS, "male"]
-    for method in ("erm", "adversarial"):
+    for method in ("erm", "adversarial", "image_adversarial"):  # params.yaml's methods.multilabel
         run_stage("train_multilabel.py", method)
     run_stage("leakage.py")
     report = json.loads((workdir / "metrics/leakage.json").read_text())
     assert report["protected"] == "male" and report["labels"] == OBJECTS
-    assert set(report["models"]) == {"erm", "adversarial"}
+    assert set(report["models"]) == {"erm", "adversarial", "image_adversarial"}
     for model in report["models"].values():
         assert 0.5 <= model["model_leakage"]["mean"] <= 1.0 and np.isfinite(model["mAP"])
     assert (workdir / "reports/leakage/natural_leakage.png").is_file()
+    assert (workdir / "reports/leakage/masks.png").is_file()
     assert {p: p.stat().st_mtime_ns for p in coco.rglob("*")} == before  # data.root is only read
     capsys.readouterr()
 

@@ -142,7 +142,7 @@ def test_a_multilabel_model_on_an_alpha_balanced_subset(workdir):
     assert proc.returncode == 0, proc.stderr
     assert "training images" in proc.stdout and "(alpha 2.0)" in proc.stdout
     assert (workdir / "models/multilabel_balanced/alpha_2.0/erm/model.pt").is_file()
-    for bad, message in (("2", "alpha '2': expected one of balanced_subsets.alphas: 2.0"),
+    for bad, message in (("5.0", "alpha '5.0': expected one of balanced_subsets.alphas: 2.0"),
                          ("../x", "alpha '../x': expected a number"),
                          ("nan", "alpha 'nan': expected one of balanced_subsets.alphas")):
         proc = run_stage(workdir, "train_multilabel.py", "erm", bad,

@@ -56,14 +56,14 @@ def target(value: str, targets: Sequence[str]) -> str:
 
 
 def listed_number(what: str, value: str, values: Sequence[float], key: str) -> str:
-    """A number of the params list ``key``, returned as written (it names folders, as DVC writes
-    the list's ``${item}``)."""
+    """A number of the params list ``key``, returned as written: it names folders, as DVC writes
+    the list's ``${item}`` as params.yaml has it (1 or 1.0)."""
     listed = f"one of {key}: " + ", ".join(map(str, values))
     try:
         number = float(value)
     except ValueError:
         raise DebiaslabError(f"{what} {value!r}: expected a number ({listed})") from None
-    if not math.isfinite(number) or number not in values or value != str(values[values.index(number)]):
+    if not math.isfinite(number) or number not in values:
         raise DebiaslabError(f"{what} {value!r}: expected {listed}")
     return value
 
