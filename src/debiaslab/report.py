@@ -505,16 +505,15 @@ oracle_table = one_file("oracle.json", _oracle)
 inversion_table = one_file("inversion.json", _inversion)
 
 
-def _full_skew(paths: list[Path]) -> list[Table]:
-    rows = []
-    for path in paths:
-        def row(m: Obj) -> list[str]:
-            target, protected = m.text("target"), m.text("protected")
-            ap = m.obj("test_AP")
-            agree = "differs from" if m.flag("opposite") else "equals"
-            return [target, f"{protected} ({agree} {target})", f"{m.count('train_images'):,}",
-                    fmt(ap.number(target)), fmt(ap.number(protected))]
-        rows.append(parse(path, row))
+def _full_skew_row(m: Obj) -> list[str]:
+    target, protected, ap = m.text("target"), m.text("protected"), m.obj("test_AP")
+    agree = "differs from" if m.flag("opposite") else "equals"
+    return [target, f"{protected} ({agree} {target})", f"{m.count('train_images'):,}",
+            fmt(ap.number(target)), fmt(ap.number(protected))]
+
+
+def full_skew_table(root: Path) -> list[Table]:
+    rows = [parse(path, _full_skew_row) for path in metrics_files(root, "full_skew/*.json")]
     return [Table("Fully skewed training (ablation: full_skew_tests.py)",
                   ["target", "trained where", "training images", "test AP vs target",
                    "test AP vs protected"], rows,
@@ -524,16 +523,21 @@ def _full_skew(paths: list[Path]) -> list[Table]:
                   "the protected labels are flipped first, as in the original).")] if rows else []
 
 
-def full_skew_table(root: Path) -> list[Table]:
-    return _full_skew(metrics_files(root, "full_skew/*.json"))
-
-
 def gan_tables(root: Path) -> list[Table]:
     return [*latent_table(root), *pairs_table(root), *hallucinate_tables(root), *oracle_table(root),
             *inversion_table(root), *full_skew_table(root)]
 
 
 CATEGORY_METRICS = ("AP", "DEO", "BA", "KL")
+CATEGORY_MODELS = ("baseline", "augmented")
+
+
+def _test_values(r: Obj, protected: str) -> list[float | None]:
+    """An evaluation's test values of CATEGORY_METRICS (AP of the split, the rest of ``protected``)."""
+    test = r.obj("test")
+    group = test.obj(protected)
+    metrics = [test.metric("AP"), *(group.metric(k) for k in CATEGORY_METRICS[1:])]
+    return [m["value"] if isinstance(m, dict) else m for m in metrics]
 
 
 def category_table(root: Path, categories: dict[str, list[str]], protected: str) -> list[Table]:
@@ -542,27 +546,18 @@ def category_table(root: Path, categories: dict[str, list[str]], protected: str)
     evaluations; the count is shown)."""
     rows = []
     for category, targets in categories.items():
-        values = {m: {k: [] for k in CATEGORY_METRICS} for m in ("baseline", "augmented")}
-        found = [t for t in targets if all((Path(root) / "evaluate" / m / f"{t}.json").is_file()
-                                           for m in values)]
-        for target in found:
-            for method, into in values.items():
-                def read(r: Obj) -> dict[str, float]:
-                    test = r.obj("test")
-                    ap, group = test.metric("AP"), test.obj(protected)
-                    return {"AP": ap, **{k: group.metric(k) for k in CATEGORY_METRICS[1:]}}
-                for k, m in parse(Path(root) / "evaluate" / method / f"{target}.json", read).items():
-                    into[k].append(m["value"] if isinstance(m, dict) else m)
+        paths = {t: [Path(root) / "evaluate" / m / f"{t}.json" for m in CATEGORY_MODELS] for t in targets}
+        found = [t for t in targets if all(p.is_file() for p in paths[t])]
+        # values[t][model][metric] -> per (metric, model) the list over the found targets
+        values = [[parse(p, lambda r: _test_values(r, protected)) for p in paths[t]] for t in found]
         rows.append([category, f"{len(found)} of {len(targets)}",
-                     *(mean_sd_of(values[m][k]) for k in CATEGORY_METRICS for m in values)])
-    if not rows:
-        return []
-    methods = ("baseline", "augmented")
-    header = ["category", "targets", *(f"{k} {m}" for k in CATEGORY_METRICS for m in methods)]
+                     *(mean_sd_of([v[m][k] for v in values])
+                       for k in range(len(CATEGORY_METRICS)) for m in range(len(CATEGORY_MODELS)))])
+    header = ["category", "targets", *(f"{k} {m}" for k in CATEGORY_METRICS for m in CATEGORY_MODELS)]
     return [Table(f"Per category of targets (protected {protected}), as the GAN paper's table", header,
                   rows, "Each cell: mean ± standard deviation over the category's targets of the test "
                         "value (report.categories in params.yaml names them); AP higher is better, "
-                        "DEO, BA and KL lower.")]
+                        "DEO, BA and KL lower.")] if rows else []
 
 
 def mean_sd_of(values: list[float | None]) -> str:
