@@ -43,10 +43,11 @@ def main(argv: list[str]) -> None:
     if alpha:
         rows = alpha_balanced(data[0].y, data[0].g, alpha=float(alpha[0]), seed=balanced.seed)
         data[0] = ArrayDataset(train.images[rows], data[0].y[rows], data[0].g[rows])
-        for k in np.flatnonzero(data[0].y.min(0) == data[0].y.max(0)):
+        constant = np.flatnonzero(data[0].y.min(0) == data[0].y.max(0))
+        if len(constant):
             raise DebiaslabError(f"balanced_subsets.alphas: the {alpha[0]}-balanced training subset "
-                                 f"({len(rows)} images) leaves {labels[k]} of one value; drop the "
-                                 "label or use a larger alpha")
+                                 f"({len(rows)} images) leaves {labels[constant[0]]} of one value; "
+                                 "drop the label or use a larger alpha")
     method, result = train_and_save(
         method_name, len(labels), *data, params["train"], hparams=hparams,
         model_path=f"models/{folder}/{method_name}/model.pt",

@@ -292,3 +292,83 @@ def test_short_training_runs_and_is_deterministic(name):
     again, result_again = run(name)
     assert result_again.history == result.history
     np.testing.assert_array_equal(again.trajectory[-1][1], lam)
+
+
+# --------------------------------------------------------------------------- update_iter and EMA
+def test_accumulated_step_averages_the_gradients_of_its_batches():
+    """Two backward passes with accumulate=2 move the weights as one step on the mean loss."""
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 2, 2, 3), torch.randint(0, 2, (8,)).float()
+    methods = [make_method("erm", 1, PARAMS, CPU, image_size=2) for _ in range(2)]
+    methods[1].model.load_state_dict(methods[0].model.state_dict())
+
+    def loss(method, rows):
+        return nn.functional.binary_cross_entropy_with_logits(method.model(x[rows]).squeeze(1), y[rows])
+
+    first, second = slice(0, 4), slice(4, 8)
+    assert not methods[0].step(loss(methods[0], first), accumulate=2)  # no step yet
+    assert methods[0].step(loss(methods[0], second), accumulate=2)
+    assert methods[1].step((loss(methods[1], first) + loss(methods[1], second)) / 2)
+    for a, b in zip(methods[0].model.parameters(), methods[1].model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_update_iter_steps_and_adapts_once_every_update_iter_batches():
+    method, train, _ = drfairness_setup({"update_iter": 2, "ema_decay": 0.0})
+    order = method.epoch_order(train, torch.Generator().manual_seed(0))
+    logs = [method.update(train.batch(order[i * 8:(i + 1) * 8], CPU)) for i in range(4)]
+    assert [set(log) == {"loss"} for log in logs] == [True, False, True, False]
+    assert "gap" in logs[1] and len(method.trajectory) == 3  # step 0, then one per two batches
+
+
+def test_ema_model_averages_the_trained_weights_and_is_what_is_saved(tmp_path):
+    decay = 0.5
+    method, train, _ = drfairness_setup({"ema_decay": decay})
+    assert method.network is not method.model
+    order = method.epoch_order(train, torch.Generator().manual_seed(0))
+    expected = None
+    for i in range(3):
+        method.update(train.batch(order[i * 8:(i + 1) * 8], CPU))
+        trained = [p.detach().clone() for p in method.network.parameters()]
+        expected = trained if expected is None else [decay * e + (1 - decay) * t
+                                                     for e, t in zip(expected, trained, strict=True)]
+    for kept, want, now in zip(method.model.parameters(), expected, method.network.parameters(), strict=True):
+        torch.testing.assert_close(kept, want)
+        assert not torch.equal(kept, now)  # the average lags the trained weights
+    assert method.state_dict().keys() == method.network.state_dict().keys()
+    for key, value in method.state_dict().items():
+        torch.testing.assert_close(value, method.model.state_dict()[key])
+    # a checkpoint holds the average and predicts with it, without a second copy
+    from debiaslab.train import load_checkpoint, predict_scores, save_checkpoint
+
+    save_checkpoint(tmp_path / "m.pt", method, PARAMS, num_outputs=1, image_size=8)
+    loaded, _ = load_checkpoint(tmp_path / "m.pt", CPU)
+    assert loaded.network is loaded.model
+    np.testing.assert_array_equal(predict_scores(loaded, train), predict_scores(method, train))
+
+
+def test_without_ema_the_trained_network_predicts():
+    method, _, _ = drfairness_setup({"ema_decay": 0})
+    assert method.network is method.model
+
+
+@pytest.mark.parametrize(("hparams", "message"), [
+    ({"update_iter": 0}, "update_iter must be a positive integer"),
+    ({"ema_decay": 1.0}, r"ema_decay must be a number in \[0, 1\) \(0: no average\)"),
+    ({"ema_decay": -0.1}, r"ema_decay must be a number in \[0, 1\)"),
+])
+def test_bad_update_iter_and_ema_decay_are_clear_errors(hparams, message):
+    with pytest.raises(DebiaslabError, match=message):
+        drfairness_setup(hparams)
+
+
+def test_fit_averages_a_log_over_the_batches_that_have_it():
+    """With update_iter 2 the sampler logs come every other batch; the epoch means use those."""
+    gen = seed_everything(0)
+    method, train, _ = drfairness_setup({"lr": 0.05, "update_iter": 2})
+    result = fit(method, train, cells_dataset({c: 8 for c in REAL}, 9), PARAMS, generator=gen,
+                 progress=False)
+    assert len(method.trajectory) == 1 + 2  # 2 epochs of 2 batches, one step per 2 batches
+    for row, (_, lam, _) in zip(result.history, method.trajectory[1:], strict=True):
+        assert row["train_lambda_y1_g0"] == pytest.approx(lam[1, 0])  # one logging batch an epoch
+        assert np.isfinite(row["train_gap"])

@@ -180,6 +180,10 @@ def test_hparams_are_checked_at_load_time(tmp_path):
         ({"adversarial": {"hidden": 0}},
          "hparams.adversarial.hidden: expected an integer in 1..65536, got 0"),
         ({"disent": [1]}, "hparams.disent: expected a mapping of hyperparameters, got [1]"),
+        ({"drfairness": {"update_iter": 0}},
+         "hparams.drfairness.update_iter: expected an integer in 1..65536, got 0"),
+        ({"drfairness": {"ema_decay": 1}},
+         "hparams.drfairness.ema_decay: expected a number in [0, 1), got 1"),
     ]
     for hparams, message in cases:
         with pytest.raises(DebiaslabError, match=re.escape(message)):

@@ -665,6 +665,8 @@ HPARAM_BOUNDS = {
     "mask_width": Bounds(1, MAX_WIDTH, integer=True),
     "mask_depth": Bounds(1, 8, integer=True),  # halvings; a 32-px image has 5
     "adversary_width": Bounds(1, MAX_WIDTH, integer=True),
+    "update_iter": Bounds(1, 65_536, integer=True),  # batches per Dr-Fairness step
+    "ema_decay": Bounds(0, 1, hi_open=True),  # 1 would never move the average
 }
 HPARAM_CHOICES = {"fairness": FAIRNESS}
 

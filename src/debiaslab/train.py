@@ -138,7 +138,10 @@ def fit(method: Method, train: ArrayDataset, val: ArrayDataset, params, *,
             if params.lr_decay_step:
                 decay_learning_rate(method.optimizer, params.lr_gamma ** (step // params.lr_decay_step))
             logs.append(method.update(b))
-        means = {f"train_{k}": float(np.mean([log[k] for log in logs])) for k in logs[0]}
+        # a value a method logs only on some batches (e.g. after an accumulated step) is averaged
+        # over those
+        keys = dict.fromkeys(k for log in logs for k in log)
+        means = {f"train_{k}": float(np.mean([log[k] for log in logs if k in log])) for k in keys}
         check_finite(means, epoch + 1, params.lr)  # before scoring: a NaN model has no AP
         val_score = score_fn(val.y, predict_scores(method, val))
         row = {"epoch": epoch + 1, **means, "val_score": val_score}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data import ArrayDataset, Batch
 from ..models import embed_width
 from .base import Method, per_sample_loss, register_method
-from .removal import gradient_reversal, protected_balanced_order
+from .removal import adversary_loss, gradient_reversal, protected_balanced_order
 
 HPARAMS = {"grl_weight": 1.0, "hidden": 128}  # λ of the gradient reversal layer; adversary width
 MULTILABEL = True
@@ -43,7 +42,6 @@ class AdversarialRemoval(Method):
             logits = self.model.head(features)
             adversary = self.adversary(gradient_reversal(features, float(self.hparams["grl_weight"])))
         task = per_sample_loss(logits, batch.y).mean()
-        adv = F.cross_entropy(adversary.float(), batch.g)
+        adv, adv_logs = adversary_loss(adversary, batch.g)
         self.step(task + adv)
-        adv_acc = (adversary.argmax(1) == batch.g).float().mean()
-        return {"loss": task.item(), "adversary_loss": adv.item(), "adversary_acc": adv_acc.item()}
+        return {"loss": task.item(), **adv_logs}

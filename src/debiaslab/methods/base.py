@@ -58,6 +58,17 @@ def per_sample_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return loss if loss.ndim == 1 else loss.mean(1)
 
 
+@torch.no_grad()
+def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """average ← decay·average + (1 − decay)·model, parameter by parameter (an EMA of the weights);
+    buffers (BatchNorm statistics) are copied from ``model``, which an EMA of the parameters
+    alone, as Dr-Fairness keeps, leaves them."""
+    for kept, new in zip(average.parameters(), model.parameters(), strict=True):
+        kept.lerp_(new, 1.0 - decay)
+    for kept, new in zip(average.buffers(), model.buffers(), strict=True):
+        kept.copy_(new)
+
+
 class Method:
     """Base class: Adam on one model, bf16 autocast for the forward pass where enabled."""
 
@@ -72,6 +83,7 @@ class Method:
     # What the method reads from ``context`` beyond hyperparameters; stages supply these by name
     # (e.g. "bias_selected": BiasEnsemble's selection, "generated": which rows are generated).
     context_keys: tuple[str, ...] = ()
+    accumulated = 0  # backward passes since the optimiser last stepped (see step)
 
     def __init__(self, factory: Callable[[], nn.Module], params, device: torch.device,
                  hparams: dict | None = None, context: dict | None = None):
@@ -96,13 +108,22 @@ class Method:
     def autocast(self):
         return autocast(self.device, self.params.precision)
 
-    def step(self, loss: torch.Tensor) -> None:
+    def step(self, loss: torch.Tensor, *, accumulate: int = 1) -> bool:
+        """Backpropagate ``loss``; the optimiser steps once every ``accumulate`` calls, on the mean
+        of their gradients (gradient accumulation, e.g. Dr-Fairness's ``--update_iter``).
+        Returns whether it stepped."""
+        if not self.accumulated:
+            self.optimizer.zero_grad(set_to_none=True)
         # backward outside autocast, as PyTorch recommends; the loss itself is fp32
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if accumulate == 1 else loss / accumulate).backward()
+        self.accumulated += 1
+        if self.accumulated < accumulate:
+            return False
+        self.accumulated = 0
         distributed.average_gradients(self.optimizer)  # no-op in a single process
         self.optimizer.step()
         distributed.broadcast_state(self.modules(), buffers_only=True)
+        return True
 
     def modules(self) -> list[nn.Module]:
         """Every network the method owns (the predicting model first)."""

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
+from torch import nn
 
 from ..data import ArrayDataset
 from ..errors import DebiaslabError
-from .base import register_method
+from .base import register_method, update_average
 from .fair_sampler import SOURCES, FairSampler, fairness_gap, hypergradient_scores, split_head
 
-HPARAMS = {"fairness": "eo", "k": 20.0, "lr": 0.005, "val_batch": 16}  # k: weight of the mean loss
+# k: weight of the mean loss; update_iter: batches per optimiser and sampler step; ema_decay: of the
+# weights that predict (0: the trained weights themselves)
+HPARAMS = {"fairness": "eo", "k": 20.0, "lr": 0.005, "val_batch": 16, "update_iter": 1,
+           "ema_decay": 0.99}
 
 
 @register_method("drfairness")
@@ -29,7 +35,14 @@ class DrFairness(FairSampler):
       (:func:`hypergradient_scores`), then one Adam step of rate ``lr`` on the logits.
 
     Batches are composed lazily from the current λ, μ: see :class:`FairSampler` and
-    :class:`ComposedOrder`.
+    :class:`ComposedOrder`. As the original (``--update_iter``, ``--use_ema --ema_decay``):
+
+    - the gradients of ``update_iter`` batches, composed from the same λ and μ, are averaged into
+      one optimiser step, and λ and μ are updated once per step;
+    - with ``ema_decay`` > 0, ``self.model``, the network that is validated, selected and saved, is
+      an exponential moving average of the trained network's parameters (updated after every
+      optimiser step, started at the first; BatchNorm statistics are the trained network's). The
+      sampler's probes and hypergradient use the trained network, ``self.network``.
     """
 
     uses_generated = True
@@ -41,7 +54,25 @@ class DrFairness(FairSampler):
         if missing and self.context.get("training", True):
             raise DebiaslabError(f"drfairness: context is missing {', '.join(missing)} (needs a "
                                  "generated-row mask and real and generated validation sets)")
+        if int(self.hparams["update_iter"]) < 1:  # params.yaml's values are checked on load
+            raise DebiaslabError("drfairness: update_iter must be a positive integer")
+        if not 0 <= float(self.hparams["ema_decay"]) < 1:
+            raise DebiaslabError("drfairness: ema_decay must be a number in [0, 1) (0: no average)")
+        if self.hparams["ema_decay"] and self.context.get("training", True):
+            self.trained = self.model  # the optimiser's parameters stay this network's
+            self.model = copy.deepcopy(self.trained).requires_grad_(False)
+        self.averaged_steps = 0
         self.logits = torch.zeros(2, 2, 2, device=device, requires_grad=True)  # [λ | μ, y, g]
+
+    @property
+    def network(self) -> nn.Module:
+        return getattr(self, "trained", self.model)
+
+    def after_step(self) -> None:
+        if self.network is not self.model:  # the first average is the weights after step one
+            decay = float(self.hparams["ema_decay"]) if self.averaged_steps else 0.0
+            update_average(self.model, self.network, decay)
+            self.averaged_steps += 1
 
     def _generated_mask(self, train: ArrayDataset) -> np.ndarray:
         mask = np.asarray(self.context["generated"]).astype(bool).ravel()
@@ -96,7 +127,7 @@ class DrFairness(FairSampler):
     def adapt(self) -> dict[str, float]:
         real, generated = (self.probe_losses(self.context[f"val_{s}"], self.probes[s]) for s in SOURCES)
         outer = self.outer_objective(real)
-        params = list(split_head(self.model)[1].parameters())
+        params = list(split_head(self.network)[1].parameters())
         scores = hypergradient_scores(outer, torch.stack([real, generated], -1), params)
         self.optimizer_sampler.zero_grad(set_to_none=True)
         (-(self.weights() * scores.detach()).sum()).backward()  # its gradient is dF/d(logits)

@@ -279,14 +279,14 @@ class FairSampler(Method):
         layer only; the rest of the model runs in eval mode without gradients."""
         index = np.concatenate([cursors[cell].take(int(self.hparams["val_batch"])) for cell in CELLS])
         batch = data.batch(index, self.device, channels_last=self.params.channels_last)
-        before_last, last = split_head(self.model)
-        training = self.model.training
-        self.model.eval()  # BatchNorm must not learn running statistics from probe batches
+        before_last, last = split_head(self.network)
+        training = self.network.training
+        self.network.eval()  # BatchNorm must not learn running statistics from probe batches
         try:
             with torch.no_grad(), self.autocast():
-                features = before_last(self.model.embed(batch.x))
+                features = before_last(self.network.embed(batch.x))
         finally:
-            self.model.train(training)
+            self.network.train(training)
         loss = per_sample_loss(last(features.float()), batch.y)
         return cell_means(loss, batch.y, batch.g)
 
@@ -295,9 +295,26 @@ class FairSampler(Method):
         """One update of the sampler; returns its scalar logs."""
         raise NotImplementedError
 
+    @property
+    def network(self) -> nn.Module:
+        """The network the optimiser trains; ``self.model``, the one that predicts, unless a
+        subclass keeps an average of it (Dr-Fairness's EMA)."""
+        return self.model
+
+    def after_step(self) -> None:
+        """Called after every optimiser step, before the sampler adapts."""
+
     def update(self, batch: Batch) -> dict[str, float]:
-        loss = per_sample_loss(self.predict(batch.x), batch.y).mean()
-        self.step(loss)
+        """One batch of plain ERM on the trained network; after every ``update_iter`` batches
+        (where the method has it; 1 otherwise) one optimiser step, then one sampler update. The
+        sampler's logs come with the batches that end in a step."""
+        self.network.train()
+        with self.autocast():
+            logits = self.network(batch.x).float()
+        loss = per_sample_loss(logits, batch.y).mean()
+        if not self.step(loss, accumulate=int(self.hparams.get("update_iter", 1))):
+            return {"loss": loss.item()}
+        self.after_step()
         logs = self.adapt()
         self.steps += 1
         self.trajectory.append((self.steps, self.lam.copy(), self.mu.copy()))

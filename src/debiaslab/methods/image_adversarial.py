@@ -10,7 +10,7 @@ from torch import nn
 from ..data import ArrayDataset, Batch
 from ..models import SmallCNN
 from .base import Method, per_sample_loss, register_method
-from .removal import gradient_reversal, protected_balanced_order
+from .removal import adversary_loss, gradient_reversal, protected_balanced_order
 
 # grl_weight: λ of the gradient reversal into the mask; l1_weight: β of the L1 pull of the masked
 # image towards the input (1.0 in the original); the U-Net's first width and number of halvings;
@@ -107,9 +107,7 @@ class ImageSpaceAdversarial(Method):
             logits = self.model.classifier(masked)
             adversary = self.adversary(gradient_reversal(masked, float(self.hparams["grl_weight"])))
         task = per_sample_loss(logits, batch.y).mean()
-        adv = F.cross_entropy(adversary.float(), batch.g)
+        adv, adv_logs = adversary_loss(adversary, batch.g)
         l1 = (masked.float() - batch.x).abs().mean()
         self.step(task + adv + float(self.hparams["l1_weight"]) * l1)
-        adv_acc = (adversary.argmax(1) == batch.g).float().mean()
-        return {"loss": task.item(), "adversary_loss": adv.item(), "adversary_acc": adv_acc.item(),
-                "l1": l1.item()}
+        return {"loss": task.item(), **adv_logs, "l1": l1.item()}
