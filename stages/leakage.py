@@ -42,17 +42,20 @@ def main() -> None:
     models, masked = {}, {}
     shown = np.concatenate([np.flatnonzero(splits[2].label(protected) == v)[:SHOWN] for v in (0, 1)])
     images = splits[2].images[shown].astype(np.float32) / 127.5 - 1  # (n, H, W, 3) in [-1, 1]
+    outputs = {}
     for name in params["methods"].multilabel:
         method, meta = load_checkpoint(f"models/multilabel/{name}/model.pt", resolve_device("auto"))
-        logits, f1s, m_ap = L.model_outputs(method, splits, meta["labels"])
-        models[name] = row = L.model_leakage(
-            logits[rows], g[rows], split[rows], curve, f1s=f1s, m_ap=m_ap,
-            f1_threshold=p.f1_threshold, rounds=p.rounds, seed=p.seed, **attacker)
+        outputs[name] = L.model_outputs(method, splits, meta["labels"])
+        if hasattr(method.model, "masked"):  # what its classifier sees
+            masked[name] = masked_images(method, images)
+    leaks = L.leakages([logits[rows] for logits, _, _ in outputs.values()], g[rows], split[rows],
+                       rounds=p.rounds, seed=p.seed, **attacker)
+    for (name, (_, f1s, m_ap)), leak in zip(outputs.items(), leaks, strict=True):
+        models[name] = row = L.model_leakage(leak, curve, f1s=f1s, m_ap=m_ap,
+                                             f1_threshold=p.f1_threshold)
         print(f"leakage {name}: F1 {row['macro_F1']:.3f} ({p.f1_threshold} thresholds), "
               f"λ_M {row['model_leakage']['mean']:.3f} ± {row['model_leakage']['std']:.3f}, "
               f"λ_D(F1) {row['natural_leakage_at_F1']:.3f}, Δ {row['amplification']:+.3f}")
-        if hasattr(method.model, "masked"):  # what its classifier sees
-            masked[name] = masked_images(method, images)
     report = {"protected": protected, "labels": labels, "attacker": dataclasses.asdict(p),
               "dataset_leakage": {"mean": dataset["mean"], "std": dataset["std"]},
               "natural_curve": curve, "models": models}

@@ -42,14 +42,17 @@ def main() -> None:
         curve = L.natural_leakage_curve(y[rows], g[rows], split[rows], p_grid=p.p_grid, **attacker)
         at_zero = [c for c in curve if c["p"] == 0.0]
         dataset = at_zero[0] if at_zero else L.leakage(y[rows], g[rows], split[rows], **attacker)
-        models = {}
+        outputs = {}
         for name in params["methods"].multilabel:
             path = f"models/multilabel_balanced/alpha_{alpha}/{name}/model.pt"
             method, meta = load_checkpoint(path, resolve_device("auto"))
-            logits, f1s, m_ap = L.model_outputs(method, splits, meta["labels"])
-            models[name] = L.model_leakage(logits[rows], g[rows], split[rows], curve, f1s=f1s,
-                                           m_ap=m_ap, f1_threshold=p.f1_threshold, **attacker)
-            models[name]["train_images"] = meta.get("train_rows")
+            outputs[name] = (*L.model_outputs(method, splits, meta["labels"]), meta.get("train_rows"))
+        leaks = L.leakages([logits[rows] for logits, *_ in outputs.values()], g[rows], split[rows],
+                           **attacker)
+        models = {}
+        for (name, (_, f1s, m_ap, train_rows)), leak in zip(outputs.items(), leaks, strict=True):
+            models[name] = L.model_leakage(leak, curve, f1s=f1s, m_ap=m_ap, f1_threshold=p.f1_threshold)
+            models[name]["train_images"] = train_rows
         results[alpha] = {"images": {s: int((split[subset] == k).sum()) for k, s in enumerate(L.SPLITS)},
                           "dataset_leakage": {"mean": dataset["mean"], "std": dataset["std"]},
                           "natural_curve": curve, "models": models}

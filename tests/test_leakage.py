@@ -62,9 +62,69 @@ def test_train_attacker_survives_a_last_batch_of_one_row():
     g = rng.integers(0, 2, 129 + 40)
     x = rng.normal(size=(len(g), 2)) + g[:, None]
     threads = torch.get_num_threads()
-    acc = L.train_attacker(x[:129], g[:129], x[129:149], g[129:149], x[149:], g[149:], epochs=2)
+    acc = L.train_attacker(x[:129], g[:129], x[129:149], g[129:149], x[149:], g[149:], epochs=2,
+                           num_threads=1)
     assert 0.0 <= acc <= 1.0
-    assert torch.get_num_threads() == threads  # the one-thread default is restored afterwards
+    assert torch.get_num_threads() == threads  # a thread count asked for is restored afterwards
+
+
+def one_by_one(task, seed, *, epochs, batch_size=128, lr=5e-5, weight_decay=1e-5):
+    """The attacker trained alone, as a plain loop over one :class:`Attacker` (the way it was
+    trained before the stacked training existed): the reference the stack is checked against."""
+    x_train, g_train, x_val, g_val, x_test, g_test = (torch.as_tensor(np.asarray(a)) for a in task)
+    x_train, x_val, x_test = (x.float() for x in (x_train, x_val, x_test))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = L.Attacker(x_train.shape[1])
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    best, best_state = -1.0, None
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(x_train), generator=gen)
+        for start in range(0, len(x_train) - 1, batch_size):
+            rows = perm[start:start + batch_size]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x_train[rows]), g_train[rows].long()).backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            acc = (model(x_val).argmax(1) == g_val).double().mean().item()
+        if acc > best:
+            best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    with torch.no_grad():
+        return (model(x_test).argmax(1) == g_test).double().mean().item()
+
+
+def test_stacked_attackers_train_as_each_would_alone():
+    """Three attackers on three tasks at once: each reaches what it reaches trained alone (same
+    seed, same data), and a task of another shape trains in its own stack."""
+    rng = np.random.default_rng(4)
+    tasks = []
+    for k, n in enumerate((600, 600, 600, 400)):
+        g = rng.integers(0, 2, n + 400)
+        x = np.c_[np.where(rng.random(len(g)) < 0.6 + 0.1 * k, g, 1 - g), rng.normal(size=(len(g), 3))]
+        tasks.append((x[:n], g[:n], x[n:n + 200], g[n:n + 200], x[n + 200:], g[n + 200:]))
+    seeds = [5, 6, 7, 8]
+    together = L.train_attackers(tasks, seeds=seeds, epochs=4, batch_size=64)
+    alone = [one_by_one(t, s, epochs=4, batch_size=64) for t, s in zip(tasks, seeds, strict=True)]
+    assert together == pytest.approx(alone, abs=0.011)  # at most two of 200 test rows differ
+    assert len(set(together)) > 1  # four different tasks, not one result copied
+
+
+def test_stack_runs_each_network_on_its_own_batch():
+    torch.manual_seed(0)
+    attackers = [L.Attacker(3, hidden=8) for _ in range(3)]
+    stack = L.AttackerStack(attackers)
+    x = torch.randn(3, 16, 3)
+    for mode in (True, False):
+        stack.train(mode)
+        for a in attackers:
+            a.train(mode)
+        out = stack(x)
+        for k, a in enumerate(attackers):
+            torch.testing.assert_close(out[k], a(x[k]))  # in training mode both update their BN stats
 
 
 # --------------------------------------------------------------------------- small pieces

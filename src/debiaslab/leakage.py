@@ -96,99 +96,166 @@ def balanced_indices(g, rng: np.random.Generator) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    return (model(x).argmax(1) == y).double().mean().item()
-
-
-def train_attacker(
-    x_train,
-    g_train,
-    x_val,
-    g_val,
-    x_test,
-    g_test,
-    *,
-    epochs: int = 100,
-    lr: float = 5e-5,
-    weight_decay: float = 1e-5,
-    batch_size: int = 128,
-    hidden: int = 300,
-    seed: int = 0,
-    num_threads: int | None = 1,
-) -> float:
+def train_attacker(x_train, g_train, x_val, g_val, x_test, g_test, *, seed: int = 0,
+                   **options) -> float:
     """Train an :class:`Attacker` to predict ``g`` from ``x``; return its test accuracy (unfolded).
+
+    One task of :func:`train_attackers`, which documents the training and ``options``.
+    """
+    return train_attackers([(x_train, g_train, x_val, g_val, x_test, g_test)], seeds=[seed],
+                           **options)[0]
+
+
+def train_attackers(tasks: Sequence[Sequence], *, seeds: Sequence[int], epochs: int = 100,
+                    lr: float = 5e-5, weight_decay: float = 1e-5, batch_size: int = 128,
+                    hidden: int = 300, num_threads: int | None = None) -> list[float]:
+    """Train one :class:`Attacker` per task, ``(x_train, g_train, x_val, g_val, x_test, g_test)``,
+    seeded by ``seeds``; return each one's test accuracy (unfolded), in task order.
 
     Cross-entropy and Adam (defaults are the reference's: lr 5e-5, weight decay 1e-5, 100 epochs,
     batch 128). Accuracy on val is measured after every epoch and the weights of the best val epoch
     (the first one, on ties) are kept; model selection is on validation, never on test, and the test
     split is touched once, at the end. Inputs are used as given (no standardisation: the network
     starts with BatchNorm). Batches are slices of whole-split float32 tensors shuffled by a
-    ``torch.Generator`` seeded with ``seed``, which also seeds the weights; a last batch of a single
-    row (which BatchNorm cannot train on) is skipped for that epoch.
+    ``torch.Generator`` seeded with the task's seed, which also seeds its weights; a last batch of
+    a single row (which BatchNorm cannot train on) is skipped for that epoch.
 
-    ``num_threads`` is torch's intra-op thread count while training (restored afterwards; ``None``
-    leaves it alone). One thread is the default: this network is too small to gain much from more,
-    and OpenMP threads slow down many times over when another process holds a core.
+    Tasks whose splits have the same shapes train together as one :class:`AttackerStack` (the
+    natural-leakage curve's and the models' attackers all do): each network still sees only its
+    own data, loss and Adam state, so a task's result does not depend on its company beyond
+    floating-point rounding, and a dozen small networks cost little more than one.
+
+    ``num_threads`` is torch's intra-op thread count while training (restored afterwards; ``None``,
+    the default, leaves it alone, as every training stage does). One network alone was trained on
+    one thread, since it gained little from two; a stack of them gains (``benchmarks/
+    leakage_attackers.py``: 12 attackers at the leakage stage's sizes on 2 cores, 90 s one at a
+    time on one thread, 79 s stacked on one thread, 45 s stacked on two).
     """
     if epochs < 1 or batch_size < 2:
         raise DebiaslabError(f"need epochs >= 1 and batch_size >= 2, got {epochs} and {batch_size}")
+    if len(seeds) != len(tasks):
+        raise DebiaslabError(f"{len(tasks)} attacker tasks but {len(seeds)} seeds")
+    checked = [_task_tensors(task) for task in tasks]
+    groups: dict[tuple, list[int]] = {}
+    for i, data in enumerate(checked):
+        groups.setdefault(tuple(tuple(x.shape) for x, _ in data.values()), []).append(i)
+    threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    accuracies = [0.0] * len(tasks)
+    try:
+        for members in groups.values():
+            found = _fit_stack([checked[i] for i in members], [seeds[i] for i in members],
+                               epochs=epochs, lr=lr, weight_decay=weight_decay,
+                               batch_size=batch_size, hidden=hidden)
+            for i, acc in zip(members, found, strict=True):
+                accuracies[i] = acc
+    finally:
+        torch.set_num_threads(threads)
+    return accuracies
+
+
+def _task_tensors(task: Sequence) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    if len(task) != 6:
+        raise DebiaslabError("an attacker task is (x_train, g_train, x_val, g_val, x_test, g_test)")
     data = {}
-    for name, x, g in (("train", x_train, g_train), ("val", x_val, g_val), ("test", x_test, g_test)):
-        x, g = _features(f"x_{name}", x), _binary(f"g_{name}", g)
+    for k, name in enumerate(SPLITS):
+        x, g = _features(f"x_{name}", task[2 * k]), _binary(f"g_{name}", task[2 * k + 1])
         if len(x) != len(g) or len(x) < 2:
             raise DebiaslabError(
                 f"{name}: need >= 2 rows and as many labels, got {len(x)} rows, {len(g)} labels"
             )
         data[name] = (torch.from_numpy(x), torch.from_numpy(g))
-    d = data["train"][0].shape[1]
-    if {t[0].shape[1] for t in data.values()} != {d}:
+    if len({x.shape[1] for x, _ in data.values()}) != 1:
         raise DebiaslabError("x_train, x_val and x_test must have the same number of columns")
-
-    threads = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
-        return _fit(
-            data,
-            epochs=epochs,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            hidden=hidden,
-            seed=seed,
-        )
-    finally:
-        torch.set_num_threads(threads)
+    return data
 
 
-def _fit(data: dict, *, epochs, lr, weight_decay, batch_size, hidden, seed) -> float:
-    d = data["train"][0].shape[1]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Attacker(d, hidden)
-    gen = torch.Generator().manual_seed(seed)
+class AttackerStack(nn.Module):
+    """Several :class:`Attacker` networks of one shape, run at once on (m, batch, d) inputs.
+
+    Every parameter and buffer of the m networks is stacked along a new leading axis; Linear
+    layers become batched matrix products and each BatchNorm one BatchNorm over m·d channels, so
+    the networks stay independent (each normalises over its own batch) while m of them cost a
+    few large kernels per step instead of m times Python's and the kernels' overhead.
+    """
+
+    def __init__(self, attackers: Sequence[Attacker]):
+        super().__init__()
+        self.plan = [(type(layer), f"net_{i}") for i, layer in enumerate(attackers[0].net)]
+        for key in attackers[0].state_dict():
+            if key.endswith("num_batches_tracked"):
+                continue  # BatchNorm's momentum is fixed: the count is never read
+            stacked = torch.stack([a.state_dict()[key] for a in attackers])
+            name = key.replace(".", "_")
+            if key.endswith(("running_mean", "running_var")):
+                self.register_buffer(name, stacked.clone())
+            else:
+                self.register_parameter(name, nn.Parameter(stacked.clone()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m, b, d = x.shape
+        for kind, name in self.plan:
+            if kind is nn.Linear:
+                weight, bias = getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias")
+                x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+            elif kind is nn.BatchNorm1d:
+                d = x.shape[2]
+                flat = nn.functional.batch_norm(
+                    x.transpose(0, 1).reshape(b, m * d),
+                    getattr(self, f"{name}_running_mean").view(-1),  # updated in place
+                    getattr(self, f"{name}_running_var").view(-1),
+                    getattr(self, f"{name}_weight").view(-1), getattr(self, f"{name}_bias").view(-1),
+                    self.training, 0.1, 1e-5)
+                x = flat.reshape(b, m, d).transpose(0, 1)
+            else:
+                x = nn.functional.leaky_relu(x)
+        return x
+
+
+@torch.no_grad()
+def _accuracies(model: AttackerStack, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    return (model(x).argmax(2) == y).double().mean(1)
+
+
+def _fit_stack(datas: list[dict], seeds: list[int], *, epochs, lr, weight_decay, batch_size,
+               hidden) -> list[float]:
+    attackers = []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            attackers.append(Attacker(datas[0]["train"][0].shape[1], hidden))
+    model = AttackerStack(attackers)
+    gens = [torch.Generator().manual_seed(seed) for seed in seeds]
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
-    loss_fn = nn.CrossEntropyLoss()
-    xt, yt = data["train"]
-    n = len(xt)
-    best_acc, best_state = -1.0, None
+    split = {name: tuple(torch.stack(part) for part in zip(*(d[name] for d in datas), strict=True))
+             for name in SPLITS}  # (m, n, d) features and (m, n) labels per split
+    xt, yt = split["train"]
+    m, n = yt.shape
+    models = torch.arange(m)[:, None]
+    best_acc, best_state = torch.full((m,), -1.0, dtype=torch.float64), None
     for _ in range(epochs):
         model.train()
-        perm = torch.randperm(n, generator=gen)
-        xs, ys = xt[perm], yt[perm]
+        perm = torch.stack([torch.randperm(n, generator=gen) for gen in gens])
+        xs, ys = xt[models, perm], yt[models, perm]
         for start in range(0, n - 1, batch_size):  # n - 1: never a batch of one row
-            xb, yb = xs[start : start + batch_size], ys[start : start + batch_size]
+            logits = model(xs[:, start:start + batch_size])
+            loss = nn.functional.cross_entropy(logits.transpose(1, 2), ys[:, start:start + batch_size],
+                                               reduction="none").mean(1).sum()  # each its own mean
             opt.zero_grad(set_to_none=True)
-            loss_fn(model(xb), yb).backward()
+            loss.backward()
             opt.step()
-        acc = _accuracy(model, *data["val"])
-        if acc > best_acc:
-            best_acc = acc
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        acc = _accuracies(model, *split["val"])
+        better = acc > best_acc
+        best_acc = torch.where(better, acc, best_acc)
+        state = model.state_dict()
+        if best_state is None:
+            best_state = {k: v.detach().clone() for k, v in state.items()}
+        for k, v in state.items():
+            best_state[k][better] = v.detach()[better]
     model.load_state_dict(best_state)
-    return _accuracy(model, *data["test"])
+    return _accuracies(model, *split["test"]).tolist()
 
 
 def fold(acc):
@@ -204,18 +271,26 @@ def leakage(x, g, split, *, rounds: int = 5, seed: int = 0, **attacker_kw) -> di
     images give model leakage λ_M (Wang et al. 2019). ``split`` marks rows 0/1/2 = train/val/test.
     Round ``r`` subsamples every split to equal group counts (rng ``[seed, r, 0]``), trains an attacker
     (:func:`train_attacker`, selected on val, seeded from ``[seed, r, 1]``) and folds its test accuracy.
-    ``attacker_kw`` goes to :func:`train_attacker` (epochs, lr, ...). Returns
+    ``attacker_kw`` goes to :func:`train_attackers` (epochs, lr, ...). Returns
     ``{"mean", "std", "rounds"}``; std is the population std (ddof=0) of the per-round values.
     """
+    return leakages([x], g, split, rounds=rounds, seed=seed, **attacker_kw)[0]
+
+
+def leakages(xs: Sequence, g, split, *, rounds: int = 5, seed: int = 0, **attacker_kw) -> list[dict]:
+    """:func:`leakage` of ``g`` from each of ``xs`` (arrays over the same rows), every attacker of
+    every round trained at once (:func:`train_attackers`): each result is what ``leakage`` alone
+    gives, the same subsamples and seeds, up to floating-point rounding."""
     if rounds < 1:
         raise DebiaslabError(f"rounds must be >= 1, got {rounds}")
-    if "seed" in attacker_kw:
+    if "seed" in attacker_kw or "seeds" in attacker_kw:
         raise DebiaslabError("pass seed to leakage() itself; each round derives its attacker's seed")
-    x = _features("x", x)
+    xs = [_features("x", x) for x in xs]
     g = _binary("g", g)
     split = np.asarray(split)
-    if split.shape != g.shape or len(x) != len(g):
-        raise DebiaslabError(f"x, g and split disagree in length: {len(x)}, {len(g)}, {split.size}")
+    if split.shape != g.shape or any(len(x) != len(g) for x in xs):
+        raise DebiaslabError(f"x, g and split disagree in length: {', '.join(str(len(x)) for x in xs)}, "
+                             f"{len(g)}, {split.size}")
     if not np.isin(split, (0, 1, 2)).all():
         raise DebiaslabError("split must hold 0 (train), 1 (val) or 2 (test) for every row")
     rows = [np.flatnonzero(split == s) for s in range(3)]
@@ -226,16 +301,16 @@ def leakage(x, g, split, *, rounds: int = 5, seed: int = 0, **attacker_kw) -> di
                 f"{name} split has no rows with g={int(counts.argmin())} "
                 f"(counts g=0: {counts[0]}, g=1: {counts[1]}); leakage needs both groups in every split"
             )
-    values = []
+    tasks, seeds = [], []
     for r in range(rounds):
         rng = _rng(seed, r, _SUBSAMPLE)
-        parts = []
-        for idx in rows:
-            sub = idx[balanced_indices(g[idx], rng)]
-            parts += [x[sub], g[sub]]
-        acc = train_attacker(*parts, seed=_torch_seed(seed, r), **attacker_kw)
-        values.append(float(fold(acc)))
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "rounds": values}
+        picked = [idx[balanced_indices(g[idx], rng)] for idx in rows]
+        for x in xs:
+            tasks.append([part for sub in picked for part in (x[sub], g[sub])])
+            seeds.append(_torch_seed(seed, r))
+    folded = np.array(fold(train_attackers(tasks, seeds=seeds, **attacker_kw))).reshape(rounds, len(xs))
+    return [{"mean": float(np.mean(values)), "std": float(np.std(values)), "rounds": values.tolist()}
+            for values in folded.T]
 
 
 # --------------------------------------------------------------------------- natural leakage
@@ -286,13 +361,10 @@ def natural_leakage_curve(labels, g, split, *, p_grid, rounds: int = 5, seed: in
     if y.ndim == 1:
         y = y[:, None]
     test = np.asarray(split) == 2
-    curve = []
-    for p in p_grid:
-        noisy = perturb_labels(y, float(p), _rng(seed, 0, _PERTURB))
-        leak = leakage(noisy, g, split, rounds=rounds, seed=seed, **attacker_kw)
-        f1 = macro_f1(y[test], noisy[test])
-        curve.append({"p": float(p), "f1": f1, "mean": leak["mean"], "std": leak["std"]})
-    return curve
+    noisy = [perturb_labels(y, float(p), _rng(seed, 0, _PERTURB)) for p in p_grid]
+    leaks = leakages(noisy, g, split, rounds=rounds, seed=seed, **attacker_kw)
+    return [{"p": float(p), "f1": macro_f1(y[test], labels[test]), "mean": leak["mean"],
+             "std": leak["std"]} for p, labels, leak in zip(p_grid, noisy, leaks, strict=True)]
 
 
 def leakage_at_f1(curve: Sequence[Mapping], f1: float) -> float:
@@ -354,12 +426,11 @@ def model_outputs(method, splits, labels) -> tuple[np.ndarray, dict[str, float],
     return np.concatenate(logits), f1, m_ap
 
 
-def model_leakage(logits, g, split, curve, *, f1s: Mapping[str, float], m_ap: float,
-                  f1_threshold: str, rounds: int, seed: int, **attacker_kw) -> dict:
-    """One model's row of the leakage report: λ_M from its ``logits``, λ_D(F1) read off ``curve``
-    at its F1 (``f1_threshold``: which of ``f1s``), and Δ."""
+def model_leakage(leak: Mapping, curve, *, f1s: Mapping[str, float], m_ap: float,
+                  f1_threshold: str) -> dict:
+    """One model's row of the leakage report: λ_M (``leak``, the :func:`leakage` of g from its
+    logits), λ_D(F1) read off ``curve`` at its F1 (``f1_threshold``: which of ``f1s``), and Δ."""
     f1 = f1s[f1_threshold]
-    leak = leakage(logits, g, split, rounds=rounds, seed=seed, **attacker_kw)
     natural = leakage_at_f1(curve, f1)
     return {"mAP": round(m_ap, 6), "macro_F1": round(f1, 6),
             "macro_F1_at": {k: round(v, 6) for k, v in f1s.items()},
