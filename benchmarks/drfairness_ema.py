@@ -27,19 +27,25 @@ from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.device import resolve_device, seed_everything
 from debiaslab.paired import t_interval
 from debiaslab.params import load_params, method_hparams
-from debiaslab.train import fit, make_method, predict_scores
+from debiaslab.train import fit, make_method
 
 TARGET = "Smiling"
 
 
+def stage_module(name: str):
+    """A stage script's functions (its work runs only under ``if __name__``)."""
+    spec = importlib.util.spec_from_file_location(name, f"stages/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def training_data(protected: str):
-    spec = importlib.util.spec_from_file_location("train_fair", "stages/train_fair.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)  # its functions only: the stage runs under `if __name__`
+    """Real training data plus the generated cells, and the context, as train_fair's stage builds them."""
     train, val = (PreparedSplit("data/prepared", s) for s in ("train", "val"))
     real = ArrayDataset(train.images, train.label(TARGET), train.label(protected))
     real_val = ArrayDataset(val.images, val.label(TARGET), val.label(protected))
-    gen = stage.generated_cells(TARGET)
+    gen = stage_module("train_fair").generated_cells(TARGET)
     data = ArrayDataset(*(np.concatenate([getattr(real, k), getattr(gen["train"], k)])
                           for k in ("images", "y", "g")))
     context = {"generated": np.arange(len(data)) >= len(real), "val_real": real_val,
@@ -47,25 +53,15 @@ def training_data(protected: str):
     return data, real_val, context
 
 
-def scored(method, folder: str, protected: str) -> E.Scored:
-    split = PreparedSplit(folder, "test")
-    y = split.label(TARGET)
-    scores = predict_scores(method, ArrayDataset(split.images, y))
-    return E.Scored(y, scores, {protected: split.label(protected)})
-
-
-def run(seed: int, decay: float, params, protected: str, data, real_val, context) -> dict:
+def run(seed: int, decay: float, params, protected: str, data, real_val, context, splits, scored) -> dict:
     train_params = dataclasses.replace(params["train"], seed=seed)
     hparams = {**method_hparams(params["hparams"], "drfairness"), "ema_decay": decay}
     generator = seed_everything(seed)
     method = make_method("drfairness", 1, train_params, resolve_device(train_params.device), hparams,
                          context, image_size=int(data.images.shape[1]))
     fit(method, data, real_val, train_params, generator=generator, progress=False)
-    val = PreparedSplit("data/prepared", "val")
-    y_val = val.label(TARGET)
-    s_val = predict_scores(method, ArrayDataset(val.images, y_val))
-    test, balanced = (scored(method, f, protected) for f in ("data/prepared", "data/balanced_test"))
-    report = E.evaluate_classifier(y_val, s_val, test.y, test.s, test.groups, n_boot=10, seed=0,
+    val, test, balanced = (scored(method, split, TARGET, [protected]) for split in splits)
+    report = E.evaluate_classifier(val.y, val.s, test.y, test.s, test.groups, n_boot=10, seed=0,
                                    balanced=balanced)
     out = {}
     for split in ("test", "balanced"):
@@ -80,12 +76,17 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     ap.add_argument("--decay", type=float, default=0.99)
     args = ap.parse_args()
+    if len(args.seeds) < 2:
+        ap.error("--seeds: give at least 2 seeds (an interval over seeds needs two)")
     params = load_params("train", "attributes", "hparams")
     protected = params["attributes"].protected[0]
     data, real_val, context = training_data(protected)
+    splits = (PreparedSplit("data/prepared", "val"), PreparedSplit("data/prepared", "test"),
+              PreparedSplit("data/balanced_test", "test"))
+    scored = stage_module("evaluate").scored  # the evaluate stage's own scoring of a split
     rows = []
     for seed in args.seeds:
-        trained, averaged = (run(seed, d, params, protected, data, real_val, context)
+        trained, averaged = (run(seed, d, params, protected, data, real_val, context, splits, scored)
                              for d in (0.0, args.decay))
         rows.append((trained, averaged))
         print(f"seed {seed}: " + "; ".join(f"{k} {trained[k]:.3f} → {averaged[k]:.3f}" for k in trained),
