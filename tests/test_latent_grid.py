@@ -10,6 +10,7 @@ params and metric files the grid reads; every other field is as DVC wrote it.
 import json
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,32 @@ def test_the_command_writes_csv_and_markdown(tmp_path, capsys):
         main(["grid", "--input", str(FIXTURE), "--name", "renderer-gt", "--name", "renderer-gt"])
     assert exit_.value.code != 0
 
+
+
+def test_an_earlier_grids_rows_fill_the_columns_of_gone_experiments(tmp_path, capsys, values):
+    """A variant whose experiments are gone (here: renderer-gt's rows renamed renderer-h) comes
+    from its earlier CSV and reads exactly as it would live; a seed both live and earlier is refused."""
+    earlier = tmp_path / "earlier.csv"
+    renamed = [replace(v, variant="renderer-h") for v in values if v.variant == "renderer-gt"]
+    earlier.write_text(grid_csv(renamed))
+    out = tmp_path / "grid"
+    main(["grid", "--input", str(FIXTURE), "--name", "renderer-gt", "--name", "renderer-h", "--out", str(out),
+          "--previous", str(earlier)])
+    header, *rows = [line.split(" | ") for line in (tmp_path / "grid.md").read_text().splitlines()
+                     if line.startswith("| ")]
+    assert header[1:] == ["renderer-gt", "renderer-h |"]
+    assert all(row[1] == row[2].removesuffix(" |") for row in rows[1:])  # after the --- line
+    assert len(read_grid_csv((tmp_path / "grid.csv").read_text())) == 2 * sum(
+        v.variant == "renderer-gt" for v in values)
+    live = tmp_path / "live.csv"
+    live.write_text(grid_csv(values))
+    with pytest.raises(SystemExit) as exit_:
+        main(["grid", "--input", str(FIXTURE), "--name", "renderer-gt", "--out", str(tmp_path / "o"),
+              "--previous", str(live)])
+    assert exit_.value.code == 2
+    assert ("renderer-gt seed 0 is also the live experiment renderer-gt-seed0"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "o.csv").exists()
 
 if __name__ == "__main__":  # rewrite the fixture from a fresh `dvc exp show --json -A > EXP_SHOW.json`
     trimmed = trim_exp_show(json.loads(Path(sys.argv[1]).read_text()))

@@ -415,6 +415,88 @@ def test_cli_table_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message)
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+
+# ----------------------------------------------------------------------------- --previous
+
+def _table(tmp_path, out, *args):
+    main(["table", "--name", "demo", "--input", str(FIXTURE), "--out", str(tmp_path / out),
+          "--pairs", "augmented:baseline", *args])
+    return (tmp_path / f"{out}.csv").read_text(), (tmp_path / f"{out}.md").read_text()
+
+
+def test_previous_rows_join_the_live_seeds_as_if_all_were_live(tmp_path, capsys):
+    """Seeds 0-2 from an earlier table's CSV and 3-4 live give the table of all five live."""
+    full_csv, full_md = _table(tmp_path, "full")
+    _table(tmp_path, "early", "--seeds", "0", "1", "2")
+    joined_csv, joined_md = _table(tmp_path, "joined", "--seeds", "3", "4",
+                                   "--previous", str(tmp_path / "early.csv"))
+    assert joined_csv == full_csv
+    table_rows = [line for line in full_md.splitlines() if line.startswith("| augmented")]
+    assert table_rows and all(row in joined_md.splitlines() for row in table_rows)
+    # a variant with no live experiment left: the table comes from the earlier rows alone
+    gone = tmp_path / "gone.csv"
+    gone.write_text(full_csv.replace("demo,", "gone,"))
+    main(["table", "--name", "gone", "--input", str(FIXTURE), "--out", str(tmp_path / "g"),
+          "--previous", str(gone)])
+    assert (tmp_path / "g.csv").read_text() == full_csv.replace("demo,", "gone,")
+    assert f"of --previous {gone}" in (tmp_path / "g.md").read_text()
+    capsys.readouterr()
+
+
+def _bad_csv(tmp_path, text):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    return path
+
+
+HEADER = ("variant,seed,experiment,rev,method,reference,split,metric,method_value,reference_value,delta\n")
+ROW = "demo,0,demo-seed0,abc,augmented,baseline,balanced,DEO,0.3,0.4,-0.1\n"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (HEADER, "no rows"),
+    ("seed,variant\n" + ROW, "expected the header variant,seed,"),
+    (HEADER + ROW.replace(",-0.1", ",-0.2"), "line 2: expected finite numbers with delta = method_value - "
+                                             "reference_value, got '0.3,0.4,-0.2'"),
+    (HEADER + ROW.replace(",0,", ",x,"), "line 2: seed: expected a non-negative integer, got 'x'"),
+    (HEADER + ROW + ROW, "line 3: a second row for demo seed 0, augmented:baseline DEO"),
+    (HEADER + ROW + ROW.replace("balanced", "test").replace(",0,", ",9,"), "rows of several splits: "
+                                                                           "balanced, test"),
+])
+def test_a_malformed_previous_table_is_one_line_naming_the_file(tmp_path, capsys, text, message):
+    path = _bad_csv(tmp_path, text)
+    with pytest.raises(SystemExit) as exc:
+        _table(tmp_path, "o", "--seeds", "3", "--previous", str(path))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: paired: --previous {path}: {message}" in err and "Traceback" not in err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_seed_both_live_and_earlier_or_of_another_split_is_refused(tmp_path, capsys):
+    _table(tmp_path, "early", "--seeds", "0", "1")
+    _table(tmp_path, "early_test", "--seeds", "0", "1", "--split", "test")
+    for args, message in [
+        ([], "demo seed 0 is also the live experiment demo-seed0; keep one (--seeds, or dvc exp remove)"),
+        (["--seeds", "2"], None),  # fine: seeds 0-1 earlier, 2 live
+    ]:
+        if message is None:
+            _table(tmp_path, "ok", *args, "--previous", str(tmp_path / "early.csv"))
+            assert {line.split(",")[1] for line in (tmp_path / "ok.csv").read_text().splitlines()[1:]} == {
+                "0", "1", "2"}
+            continue
+        with pytest.raises(SystemExit):
+            _table(tmp_path, "o", *args, "--previous", str(tmp_path / "early.csv"))
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _table(tmp_path, "o", "--seeds", "3", "--previous", str(tmp_path / "early_test.csv"))
+    assert ("its rows are of the test split, this table's is balanced") in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _table(tmp_path, "o", "--seeds", "3", "--previous", str(tmp_path / "early.csv"),
+               "--previous", str(tmp_path / "early.csv"))
+    assert "demo seed 0 is also in" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+
 # -------------------------------------------------------------------------------------- queue
 
 QUEUE = ["queue", "--name", "demo", "--seeds", "0", "1", "2", "3", "4"]

@@ -31,7 +31,9 @@ from debiaslab.paired import (
     markdown,
     mean_sd,
     mean_sd_text,
+    merge_previous,
     paired_deltas,
+    previous_rows,
     read_values,
     t_interval,
 )
@@ -183,8 +185,11 @@ def grid(args) -> None:
         raise DebiaslabError("--name: a name is given twice")
     target = attribute("--target", args.target or "Smiling")
     protected = attribute("--protected", args.protected or "Eyeglasses")
-    runs, skips = collect_runs(load_exp_show(args.input, None), names=names, seed_param="train.seed")
-    values = grid_values(runs, target=target, protected=protected)
+    previous = previous_rows(args.previous or [], read_grid_csv, names=names)
+    runs, skips = collect_runs(load_exp_show(args.input, None), names=names, seed_param="train.seed",
+                               covered={v.variant for v in previous})
+    values = merge_previous(grid_values(runs, target=target, protected=protected), previous, names=names,
+                            paths=args.previous or [])
     header, rows = grid_table(values)
     md = markdown(header, rows)
     out = Path(args.out or "reports/paired/grid")

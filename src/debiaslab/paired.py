@@ -38,7 +38,7 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -285,8 +285,10 @@ def _seed_skip(data: dict, seed: int, seed_param: str) -> str:
     return ""
 
 
-def collect_runs(exps: Any, *, names: Sequence[str], seed_param: str) -> tuple[list[Run], list[Skip]]:
-    """The usable experiments ``NAME-seedS`` of each name, newest of re-runs, and the skipped."""
+def collect_runs(exps: Any, *, names: Sequence[str], seed_param: str, covered: Collection[str] = ()
+                 ) -> tuple[list[Run], list[Skip]]:
+    """The usable experiments ``NAME-seedS`` of each name, newest of re-runs, and the skipped.
+    Every name needs one, except those ``covered`` by an earlier table (``--previous``)."""
     pattern = re.compile(rf"({'|'.join(map(re.escape, names))})-seed(\d+)")
     runs: list[Run] = []
     skips: list[Skip] = []
@@ -309,7 +311,7 @@ def collect_runs(exps: Any, *, names: Sequence[str], seed_param: str) -> tuple[l
             runs.append(Run(variant, seed, name, node["rev"], data.get("timestamp"), order, data, pdata,
                             read_param(pdata, seed_param)[1]))
     runs, superseded = _newest(runs)
-    _require_each_name(names, runs, skips + superseded, others)
+    _require_each_name([n for n in names if n not in covered], runs, skips + superseded, others)
     return sorted(runs, key=lambda r: (names.index(r.variant), r.seed)), skips + superseded
 
 
@@ -553,6 +555,74 @@ def deltas_csv(deltas: Iterable[Delta], *, split: str) -> str:
     return buf.getvalue()
 
 
+def read_deltas_csv(text: str) -> tuple[str, list[Delta]]:
+    """The split and rows of a CSV :func:`deltas_csv` wrote, each field checked; raises ValueError
+    naming the line."""
+    reader = csv.reader(io.StringIO(text))
+    if (header := next(reader, [])) != CSV_COLUMNS:
+        raise ValueError(f"expected the header {','.join(CSV_COLUMNS)}, got {','.join(header)[:80]!r}")
+    splits, deltas, seen = set(), [], set()
+    for row in reader:
+        line = reader.line_num
+        if len(row) != len(CSV_COLUMNS):
+            raise ValueError(f"line {line}: expected {len(CSV_COLUMNS)} fields, got {len(row)}")
+        variant, seed, experiment, rev, method, reference, split, metric, *numbers = row
+        if not (seed.isascii() and seed.isdigit()):
+            raise ValueError(f"line {line}: seed: expected a non-negative integer, got {seed[:40]!r}")
+        try:
+            m, r, d = (float(x) for x in numbers)
+        except ValueError:
+            m = r = d = math.nan
+        if not all(math.isfinite(x) for x in (m, r, d)) or abs(d - (m - r)) > 1e-6:
+            raise ValueError(f"line {line}: expected finite numbers with delta = method_value - "
+                             f"reference_value, got {','.join(numbers)[:60]!r}")
+        if not all((variant, method, reference, split, metric)):
+            raise ValueError(f"line {line}: variant, method, reference, split and metric must not be empty")
+        if (key := (variant, int(seed), method, reference, metric)) in seen:
+            raise ValueError(f"line {line}: a second row for {variant} seed {seed}, "
+                             f"{method}:{reference} {metric}")
+        seen.add(key)
+        splits.add(split)
+        deltas.append(Delta(variant, int(seed), experiment, rev, method, reference, metric, m, r, d))
+    if len(splits) != 1:
+        raise ValueError("no rows" if not splits else f"rows of several splits: {', '.join(sorted(splits))}")
+    return splits.pop(), deltas
+
+
+def previous_rows(paths: Sequence[str], read: Callable[[str], list], *, names: Sequence[str]) -> list:
+    """The rows of NAMES in earlier tables' CSVs (``--previous``): experiments that are no longer
+    in this workspace, e.g. removed or run in another clone. ``read`` parses one file's text; a
+    (variant, seed) in two of the files (or one file given twice) is an error."""
+    rows, source = [], {}
+    for number, path in enumerate(paths):
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise DebiaslabError(f"--previous {path}: {getattr(err, 'strerror', None) or err}") from None
+        try:
+            found = read(text)
+        except ValueError as err:
+            raise DebiaslabError(f"--previous {path}: {err}") from None
+        for row in (r for r in found if r.variant in names):
+            if source.setdefault((row.variant, row.seed), number) != number:
+                raise DebiaslabError(f"--previous {path}: {row.variant} seed {row.seed} is also in "
+                                     f"--previous {paths[source[(row.variant, row.seed)]]}")
+            rows.append(row)
+    return rows
+
+
+def merge_previous(live: list, previous: list, *, names: Sequence[str], paths: Sequence[str]) -> list:
+    """Live rows and earlier ones, by variant (in ``names`` order) and seed. One seed, one run: a
+    (variant, seed) both live and in an earlier table is an error, not a silent choice."""
+    clash = sorted({(r.variant, r.seed) for r in live} & {(r.variant, r.seed) for r in previous})
+    if clash:
+        variant, seed = clash[0]
+        raise DebiaslabError(f"--previous {' '.join(paths)}: {variant} seed {seed} is also the live "
+                             f"experiment {experiment_name(variant, seed)}; keep one (--seeds, or "
+                             "dvc exp remove)")
+    return sorted(live + previous, key=lambda r: (names.index(r.variant), r.seed))
+
+
 # ---------------------------------------------------------------------------------------- table
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
@@ -647,17 +717,35 @@ def table(args: argparse.Namespace) -> None:
     seed_param = param_key("--seed-param", args.seed_param or family.seed_param)
     methods = list(dict.fromkeys(m for pair in pairs for m in pair))
 
+    seeds = set(parse_seeds(args.seeds)) if args.seeds else None
+    earlier = args.previous or []
+    earlier_splits: list[str] = []  # one per --previous file, in order
+
+    def read_table(text: str) -> list[Delta]:
+        split, rows = read_deltas_csv(text)
+        earlier_splits.append(split)
+        return [d for d in rows if (d.method, d.reference) in pairs]
+
+    previous = previous_rows(earlier, read_table, names=names)
+
     exps = load_exp_show(args.input, None)
-    runs, skips = collect_runs(exps, names=names, seed_param=seed_param)
-    if args.seeds:  # e.g. leave out a seed whose method stage did not run in its experiment
-        keep = set(parse_seeds(args.seeds))
-        skips += [Skip(r.experiment, r.rev, None, "not among --seeds") for r in runs if r.seed not in keep]
-        runs = [r for r in runs if r.seed in keep]
-        if not runs:
+    runs, skips = collect_runs(exps, names=names, seed_param=seed_param,
+                               covered={d.variant for d in previous})
+    if seeds is not None:  # e.g. leave out a seed whose method stage did not run in its experiment
+        skips += [Skip(r.experiment, r.rev, None, "not among --seeds") for r in runs if r.seed not in seeds]
+        runs = [r for r in runs if r.seed in seeds]
+        if not runs and not previous:
             raise DebiaslabError(f"--seeds {' '.join(args.seeds)}: no successful experiment with those seeds")
-    split, why = choose_split(runs, family=family, methods=methods, requested=args.split)
+    if runs:
+        split, why = choose_split(runs, family=family, methods=methods, requested=args.split)
+    else:  # every name covered by earlier tables
+        split, why = args.split or earlier_splits[0], f"of --previous {earlier[0]}"
+    for path, earlier_split in zip(earlier, earlier_splits, strict=True):
+        if earlier_split != split:
+            raise DebiaslabError(f"--previous {path}: its rows are of the {earlier_split} split, this "
+                                 f"table's is {split} ({why}); give --split and a table of that split")
     values, value_skips = read_values(runs, family=family, methods=methods, split=split)
-    deltas = paired_deltas(values, pairs=pairs)
+    deltas = merge_previous(paired_deltas(values, pairs=pairs), previous, names=names, paths=earlier)
     _pairs_found(pairs, deltas, named=named, family=family, names=names, split=split)
     summaries = summarize(deltas, confidence=confidence)
 
@@ -719,9 +807,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                    "has it, else test)")
     t.add_argument("--seed-param", help="the param that must equal the seed of the name "
                                         "(faces: train.seed, digits: debias_train.seed)")
-    t.add_argument("--seeds", nargs="+", help="only these seeds (default: every seed found)")
+    t.add_argument("--seeds", nargs="+", help="only these seeds of the live experiments (default: every "
+                                              "seed found)")
     t.add_argument("--confidence", default="0.95", help="of the t-interval (default: %(default)s)")
     t.add_argument("--out", help="output path without suffix (default: reports/paired/NAME)")
+    t.add_argument("--previous", action="append", metavar="CSV",
+                   help="an earlier table's CSV whose experiments are gone from this workspace: its rows "
+                        "of the --name variants join the live ones (a seed in both is an error); repeatable")
 
     g = sub.add_parser("grid", help="the GAN chain's diagnostics and Δ, one column per variant",
                        description="For each --name (e.g. renderer-gt renderer-h dcgan-gt dcgan-h): SVM "
@@ -733,6 +825,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     g.add_argument("--target", help="the classifier's target attribute (default Smiling)")
     g.add_argument("--protected", help="the protected attribute (default Eyeglasses)")
     g.add_argument("--out", help="output path without suffix (default: reports/paired/grid)")
+    g.add_argument("--previous", action="append", metavar="CSV",
+                   help="an earlier grid's CSV whose experiments are gone from this workspace: its rows of "
+                        "the --name variants join the live ones (a seed in both is an error); repeatable")
     return ap.parse_args(argv)
 
 
