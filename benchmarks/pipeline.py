@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/pipeline.py run [-- DVC_REPRO_ARGS...]   # runs `dvc repro`, then a no-op one
     python benchmarks/pipeline.py log repro.log --wall 2900     # reads a saved `make repro` log
+    python benchmarks/pipeline.py noop --repeat 5               # a finished run: no-op repro and status
 
 `run` timestamps every line DVC prints, so each stage's wall time is the span from its
 "Running stage" line to the next stage's (its Python start-up and imports, its compute, DVC hashing
@@ -10,7 +11,9 @@ its outputs and writing dvc.lock). Its compute is what the stage itself reports
 (``NAME: done in X s``, printed by :func:`debiaslab.errors.stage_main`); the difference is overhead.
 A saved log has no timestamps, so `log` can only split the total wall time (``--wall``) into the
 stages' compute and everything else. Then `run` times `dvc repro` again (nothing to do) and
-`dvc status`.
+`dvc status`; `noop` times only those two, several times, on a workspace that is up to date, and
+says which YAML parser DVC gets: its files are parsed with ruamel.yaml, whose C parser (the
+``ruamel.yaml.clib`` package) is several times faster than its pure-Python one.
 """
 
 from __future__ import annotations
@@ -83,6 +86,30 @@ def table(stages: list[StageTime], wall: float) -> str:
     return "\n".join(rows)
 
 
+def yaml_parser() -> str:
+    """Which parser ruamel.yaml's safe loader (DVC's for dvc.yaml, dvc.lock, params.yaml) uses here."""
+    from ruamel.yaml import YAML
+
+    parser = YAML(typ="safe").Parser
+    return "C (ruamel.yaml.clib)" if "clib" in getattr(parser, "__module__", "") else "pure Python"
+
+
+def time_noop(repro_args: list[str], repeat: int) -> None:
+    """Median and range of `repeat` no-op `dvc repro` and `dvc status` runs (output not echoed)."""
+    for cmd in (["dvc", "repro", *repro_args], ["dvc", "status"]):
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            times.append(time.perf_counter() - start)
+            if proc.returncode != 0 or (cmd[1] == "repro" and "Running stage" in proc.stdout):
+                sys.exit(f"`{' '.join(cmd)}` was not a no-op (exit {proc.returncode}): "
+                         "run the pipeline first")
+        times.sort()
+        print(f"`{' '.join(cmd)}`: median {times[len(times) // 2]:.2f} s over {repeat} "
+              f"(min {times[0]:.2f}, max {times[-1]:.2f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -91,7 +118,15 @@ def main() -> None:
     log = sub.add_parser("log", help="read a saved log of `make repro` or `dvc repro`")
     log.add_argument("path")
     log.add_argument("--wall", type=float, required=True, help="the run's wall time in seconds")
+    noop = sub.add_parser("noop", help="time a no-op `dvc repro` and `dvc status` on an up-to-date workspace")
+    noop.add_argument("--repeat", type=int, default=5)
+    noop.add_argument("repro_args", nargs="*")
     args = ap.parse_args()
+    if args.mode != "log":
+        print(f"YAML parser of DVC's files: {yaml_parser()}")
+    if args.mode == "noop":
+        time_noop(args.repro_args, max(1, args.repeat))
+        return
     if args.mode == "log":
         with open(args.path, encoding="utf-8", errors="replace") as f:
             print(table(parse([(None, f.read())]), args.wall))
