@@ -477,7 +477,7 @@ def test_a_seed_both_live_and_earlier_or_of_another_split_is_refused(tmp_path, c
     _table(tmp_path, "early", "--seeds", "0", "1")
     _table(tmp_path, "early_test", "--seeds", "0", "1", "--split", "test")
     for args, message in [
-        ([], "demo seed 0 is also the live experiment demo-seed0; keep one (--seeds, or dvc exp remove)"),
+        ([], "demo seed 0 is also the live experiment demo-seed0; keep one of them (drop the experiment"),
         (["--seeds", "2"], None),  # fine: seeds 0-1 earlier, 2 live
     ]:
         if message is None:

@@ -618,8 +618,8 @@ def merge_previous(live: list, previous: list, *, names: Sequence[str], paths: S
     if clash:
         variant, seed = clash[0]
         raise DebiaslabError(f"--previous {' '.join(paths)}: {variant} seed {seed} is also the live "
-                             f"experiment {experiment_name(variant, seed)}; keep one (--seeds, or "
-                             "dvc exp remove)")
+                             f"experiment {experiment_name(variant, seed)}; keep one of them (drop the "
+                             "experiment with `dvc exp remove` or table's --seeds, or its rows from the CSV)")
     return sorted(live + previous, key=lambda r: (names.index(r.variant), r.seed))
 
 
