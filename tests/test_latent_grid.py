@@ -176,6 +176,15 @@ def test_an_earlier_grids_rows_fill_the_columns_of_gone_experiments(tmp_path, ca
     assert exit_.value.code == 2
     assert ("renderer-gt seed 0 is also the live experiment renderer-gt-seed0"
             in capsys.readouterr().err)
+    empty = tmp_path / "empty.csv"
+    empty.write_text(",".join(GRID_COLUMNS) + "\n")
+    for path, message in [(empty, f"{empty}: no rows (expected one per variant, seed and quantity)"),
+                          (tmp_path / "nosuch.csv", f"--previous {tmp_path / 'nosuch.csv'}: No such file")]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["grid", "--input", str(FIXTURE), "--name", "renderer-gt", "--out", str(tmp_path / "o"),
+                  "--previous", str(path)])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and f"error: paired: {message}" in err and "Traceback" not in err
     assert not (tmp_path / "o.csv").exists()
 
 if __name__ == "__main__":  # rewrite the fixture from a fresh `dvc exp show --json -A > EXP_SHOW.json`

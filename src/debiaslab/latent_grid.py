@@ -34,6 +34,7 @@ from debiaslab.paired import (
     merge_previous,
     paired_deltas,
     previous_rows,
+    read_previous,
     read_values,
     t_interval,
 )
@@ -178,6 +179,16 @@ def read_grid_csv(text: str) -> list[GridValue]:
     return values
 
 
+def read_grid_file(path: str | Path) -> list[GridValue]:
+    """A grid CSV's rows; one of another layout is a one-line DebiaslabError naming the file."""
+    try:
+        return read_grid_csv(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DebiaslabError(f"{path}: not a CSV (not UTF-8 text)") from None
+    except (ValueError, csv.Error) as err:
+        raise DebiaslabError(f"{path}: {err}") from None
+
+
 def grid(args) -> None:
     """``paired grid``: the variants' diagnostics and Δ, written to OUT.csv and OUT.md."""
     names = [plain_name("--name", n) for n in args.name]
@@ -185,7 +196,7 @@ def grid(args) -> None:
         raise DebiaslabError("--name: a name is given twice")
     target = attribute("--target", args.target or "Smiling")
     protected = attribute("--protected", args.protected or "Eyeglasses")
-    previous = previous_rows(args.previous or [], read_grid_csv, names=names)
+    previous = previous_rows(read_previous(args.previous or [], read_grid_file), names=names)
     runs, skips = collect_runs(load_exp_show(args.input, None), names=names, seed_param="train.seed",
                                covered={v.variant for v in previous})
     values = merge_previous(grid_values(runs, target=target, protected=protected), previous, names=names,

@@ -47,6 +47,7 @@ from scipy import stats
 
 from debiaslab.errors import DebiaslabError, stage_main
 from debiaslab.io import write_text
+from debiaslab.report import read_paired_csv
 from debiaslab.stage_args import PLAIN_NAME, PLAIN_NAME_RULE, attribute, choice, plain_name
 from debiaslab.sweep import Skip, load_exp_show, lookup, read_param, recency, revisions, skip_report
 
@@ -555,58 +556,28 @@ def deltas_csv(deltas: Iterable[Delta], *, split: str) -> str:
     return buf.getvalue()
 
 
-def read_deltas_csv(text: str) -> tuple[str, list[Delta]]:
-    """The split and rows of a CSV :func:`deltas_csv` wrote, each field checked; raises ValueError
-    naming the line."""
-    reader = csv.reader(io.StringIO(text))
-    if (header := next(reader, [])) != CSV_COLUMNS:
-        raise ValueError(f"expected the header {','.join(CSV_COLUMNS)}, got {','.join(header)[:80]!r}")
-    splits, deltas, seen = set(), [], set()
-    for row in reader:
-        line = reader.line_num
-        if len(row) != len(CSV_COLUMNS):
-            raise ValueError(f"line {line}: expected {len(CSV_COLUMNS)} fields, got {len(row)}")
-        variant, seed, experiment, rev, method, reference, split, metric, *numbers = row
-        if not (seed.isascii() and seed.isdigit()):
-            raise ValueError(f"line {line}: seed: expected a non-negative integer, got {seed[:40]!r}")
+def read_previous(paths: Sequence[str], read: Callable[[str], Any]) -> list[tuple[str, Any]]:
+    """(path, read(path)) of each ``--previous`` file: an earlier table's CSV. ``read`` reports a
+    file of another layout in one line naming it; one that cannot be opened is reported here."""
+    tables = []
+    for path in paths:
         try:
-            m, r, d = (float(x) for x in numbers)
-        except ValueError:
-            m = r = d = math.nan
-        if not all(math.isfinite(x) for x in (m, r, d)) or abs(d - (m - r)) > 1e-6:
-            raise ValueError(f"line {line}: expected finite numbers with delta = method_value - "
-                             f"reference_value, got {','.join(numbers)[:60]!r}")
-        if not all((variant, method, reference, split, metric)):
-            raise ValueError(f"line {line}: variant, method, reference, split and metric must not be empty")
-        if (key := (variant, int(seed), method, reference, metric)) in seen:
-            raise ValueError(f"line {line}: a second row for {variant} seed {seed}, "
-                             f"{method}:{reference} {metric}")
-        seen.add(key)
-        splits.add(split)
-        deltas.append(Delta(variant, int(seed), experiment, rev, method, reference, metric, m, r, d))
-    if len(splits) != 1:
-        raise ValueError("no rows" if not splits else f"rows of several splits: {', '.join(sorted(splits))}")
-    return splits.pop(), deltas
+            tables.append((path, read(path)))
+        except OSError as err:
+            raise DebiaslabError(f"--previous {path}: {err.strerror or err}") from None
+    return tables
 
 
-def previous_rows(paths: Sequence[str], read: Callable[[str], list], *, names: Sequence[str]) -> list:
-    """The rows of NAMES in earlier tables' CSVs (``--previous``): experiments that are no longer
-    in this workspace, e.g. removed or run in another clone. ``read`` parses one file's text; a
-    (variant, seed) in two of the files (or one file given twice) is an error."""
+def previous_rows(tables: Sequence[tuple[str, list]], *, names: Sequence[str]) -> list:
+    """The rows of NAMES in the (path, rows) of earlier tables (``--previous``): experiments that
+    are no longer in this workspace, e.g. removed or run in another clone. A (variant, seed) in two
+    of the files (or one file given twice) is an error."""
     rows, source = [], {}
-    for number, path in enumerate(paths):
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise DebiaslabError(f"--previous {path}: {getattr(err, 'strerror', None) or err}") from None
-        try:
-            found = read(text)
-        except ValueError as err:
-            raise DebiaslabError(f"--previous {path}: {err}") from None
+    for number, (path, found) in enumerate(tables):
         for row in (r for r in found if r.variant in names):
             if source.setdefault((row.variant, row.seed), number) != number:
                 raise DebiaslabError(f"--previous {path}: {row.variant} seed {row.seed} is also in "
-                                     f"--previous {paths[source[(row.variant, row.seed)]]}")
+                                     f"--previous {tables[source[(row.variant, row.seed)]][0]}")
             rows.append(row)
     return rows
 
@@ -718,15 +689,9 @@ def table(args: argparse.Namespace) -> None:
     methods = list(dict.fromkeys(m for pair in pairs for m in pair))
 
     seeds = set(parse_seeds(args.seeds)) if args.seeds else None
-    earlier = args.previous or []
-    earlier_splits: list[str] = []  # one per --previous file, in order
-
-    def read_table(text: str) -> list[Delta]:
-        split, rows = read_deltas_csv(text)
-        earlier_splits.append(split)
-        return [d for d in rows if (d.method, d.reference) in pairs]
-
-    previous = previous_rows(earlier, read_table, names=names)
+    earlier = [(path, *table) for path, table in read_previous(args.previous or [], read_paired_csv)]
+    previous = previous_rows([(path, [d for d in deltas if (d.method, d.reference) in pairs])
+                              for path, _, deltas in earlier], names=names)
 
     exps = load_exp_show(args.input, None)
     runs, skips = collect_runs(exps, names=names, seed_param=seed_param,
@@ -739,13 +704,14 @@ def table(args: argparse.Namespace) -> None:
     if runs:
         split, why = choose_split(runs, family=family, methods=methods, requested=args.split)
     else:  # every name covered by earlier tables
-        split, why = args.split or earlier_splits[0], f"of --previous {earlier[0]}"
-    for path, earlier_split in zip(earlier, earlier_splits, strict=True):
+        split, why = args.split or earlier[0][1], f"of --previous {earlier[0][0]}"
+    for path, earlier_split, _ in earlier:
         if earlier_split != split:
             raise DebiaslabError(f"--previous {path}: its rows are of the {earlier_split} split, this "
                                  f"table's is {split} ({why}); give --split and a table of that split")
     values, value_skips = read_values(runs, family=family, methods=methods, split=split)
-    deltas = merge_previous(paired_deltas(values, pairs=pairs), previous, names=names, paths=earlier)
+    deltas = merge_previous(paired_deltas(values, pairs=pairs), previous, names=names,
+                            paths=[path for path, _, _ in earlier])
     _pairs_found(pairs, deltas, named=named, family=family, names=names, split=split)
     summaries = summarize(deltas, confidence=confidence)
 
