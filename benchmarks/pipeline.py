@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -88,14 +89,17 @@ def table(stages: list[StageTime], wall: float) -> str:
 
 def yaml_parser() -> str:
     """Which parser ruamel.yaml's safe loader (DVC's for dvc.yaml, dvc.lock, params.yaml) uses here."""
-    from ruamel.yaml import YAML
+    from ruamel.yaml import YAML, main
 
-    parser = YAML(typ="safe").Parser
-    return "C (ruamel.yaml.clib)" if "clib" in getattr(parser, "__module__", "") else "pure Python"
+    in_c = main.CParser is not None and YAML(typ="safe").Parser is main.CParser
+    return "C (ruamel.yaml.clib)" if in_c else "pure Python"
 
 
 def time_noop(repro_args: list[str], repeat: int) -> None:
-    """Median and range of `repeat` no-op `dvc repro` and `dvc status` runs (output not echoed)."""
+    """Median and range of `repeat` no-op `dvc repro` and `dvc status` runs (output not echoed).
+    A workspace with anything to reproduce is refused first: its `dvc repro` would run the stages."""
+    if subprocess.run(["dvc", "status", "--quiet"], capture_output=True).returncode != 0:
+        sys.exit("`dvc status` lists changes: reproduce the pipeline first (a no-op needs nothing to do)")
     for cmd in (["dvc", "repro", *repro_args], ["dvc", "status"]):
         times = []
         for _ in range(repeat):
@@ -105,9 +109,8 @@ def time_noop(repro_args: list[str], repeat: int) -> None:
             if proc.returncode != 0 or (cmd[1] == "repro" and "Running stage" in proc.stdout):
                 sys.exit(f"`{' '.join(cmd)}` was not a no-op (exit {proc.returncode}): "
                          "run the pipeline first")
-        times.sort()
-        print(f"`{' '.join(cmd)}`: median {times[len(times) // 2]:.2f} s over {repeat} "
-              f"(min {times[0]:.2f}, max {times[-1]:.2f})")
+        print(f"`{' '.join(cmd)}`: median {statistics.median(times):.2f} s over {repeat} "
+              f"(min {min(times):.2f}, max {max(times):.2f})")
 
 
 def main() -> None:
@@ -122,22 +125,17 @@ def main() -> None:
     noop.add_argument("--repeat", type=int, default=5)
     noop.add_argument("repro_args", nargs="*")
     args = ap.parse_args()
-    if args.mode != "log":
-        print(f"YAML parser of DVC's files: {yaml_parser()}")
-    if args.mode == "noop":
-        time_noop(args.repro_args, max(1, args.repeat))
-        return
     if args.mode == "log":
         with open(args.path, encoding="utf-8", errors="replace") as f:
             print(table(parse([(None, f.read())]), args.wall))
         return
-    wall, lines, code = run_timed(["dvc", "repro", *args.repro_args])
-    print(table(parse(lines), wall))
-    if code != 0:
-        sys.exit(code)
-    noop, _, _ = run_timed(["dvc", "repro", *args.repro_args])
-    status, _, _ = run_timed(["dvc", "status"])
-    print(f"no-op `dvc repro`: {noop:.1f} s; `dvc status`: {status:.1f} s")
+    print(f"YAML parser of DVC's files: {yaml_parser()}")
+    if args.mode == "run":
+        wall, lines, code = run_timed(["dvc", "repro", *args.repro_args])
+        print(table(parse(lines), wall))
+        if code != 0:
+            sys.exit(code)
+    time_noop(args.repro_args, max(1, args.repeat) if args.mode == "noop" else 1)
 
 
 if __name__ == "__main__":
