@@ -21,7 +21,7 @@ from debiaslab.oracle import (
     render_unbiased,
 )
 from debiaslab.params import SynthesizeParams
-from debiaslab.synth import CHUNK, RENDERED_ATTRIBUTES, render_batch
+from debiaslab.synth import CHUNK, RENDERED_ATTRIBUTES, render_batch, render_settings
 
 SYNTH = SynthesizeParams(workers=1)
 CELL = {"target": "Smiling", "protected": "Eyeglasses"}
@@ -37,8 +37,7 @@ def cell_counts(attrs):
 def serial_render(attrs, stream, size=16):
     """The documented seeding, face by face: chunk at ``start`` draws from [*stream, start]."""
     n, out = len(attrs["Smiling"]), []
-    render = {"smile_depth": SYNTH.smile_depth, "mouth_jitter": SYNTH.mouth_jitter,
-              "noise_std": SYNTH.noise_std}
+    render = render_settings(SYNTH)
     for start in range(0, n, CHUNK):
         chunk = {k: v[start:start + CHUNK] for k, v in attrs.items()}
         faces = render_batch(chunk, np.random.default_rng([*stream, start]), **render)

@@ -1,6 +1,7 @@
 """The renderer generator (gan.source: renderer): its attributes are the signs it promises, its images
 are the renderer's, and the method's edit with true hyperplanes does exactly what it should."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -22,10 +23,12 @@ from debiaslab.renderer_gan import (
     pixel_noise,
     renderer_checkpoint,
 )
-from debiaslab.synth import CENTER, RENDERED_ATTRIBUTES, Nuisance, render_batch
+from debiaslab.synth import CENTER, RENDERED_ATTRIBUTES, Nuisance, render_batch, render_settings
 
 SKEW = 0.8
 PARAMS = SynthesizeParams(correlations={"Smiling": Correlation("Eyeglasses", SKEW)}, workers=2)
+VISIBLE_SMILE = dataclasses.replace(PARAMS, smile_depth=8.0, mouth_jitter=3.0, mouth_spread="normal",
+                                    mouth_thickness=4.4)
 CPU = torch.device("cpu")
 
 
@@ -66,15 +69,20 @@ def test_nuisance_uses_exactly_its_coordinates_and_maps_zero_to_the_middle():
         Nuisance.sample(3, np.zeros(3), np.zeros(3), LatentDraws(np.zeros((3, 10))), 1.5)
 
 
-def test_images_are_render_batch_of_the_promised_attributes_through_the_real_data_path(G):
+@pytest.mark.parametrize("params", [PARAMS, VISIBLE_SMILE], ids=["default", "visible-smile"])
+def test_images_are_render_batch_of_the_promised_attributes_through_the_real_data_path(params):
+    G = generator_from_params(MIN_LATENT_DIM + 4, 16, params)
     z = sample_latents(5, G.latent_dim, seed=3)
     first = len(RENDERED_ATTRIBUTES)
     attrs = G.attributes(z)
     nuisance = Nuisance.sample(5, attrs["Pale_Skin"], attrs["Blond_Hair"],
-                               LatentDraws(z[:, first:first + NUISANCE_DIMS]), PARAMS.mouth_jitter)
-    faces = render_batch(attrs, None, smile_depth=PARAMS.smile_depth, mouth_jitter=PARAMS.mouth_jitter,
-                         noise_std=PARAMS.noise_std, nuisance=nuisance,
-                         noise=np.stack([pixel_noise(row) for row in z]))
+                               LatentDraws(z[:, first:first + NUISANCE_DIMS]), params.mouth_jitter,
+                               params.mouth_spread)
+    if params.mouth_spread == "normal":  # the bend is sigma * z_j for one nuisance coordinate j
+        assert any(np.allclose(nuisance.mouth_bend, params.mouth_jitter * z[:, first + j])
+                   for j in range(NUISANCE_DIMS))
+    faces = render_batch(attrs, None, nuisance=nuisance, noise=np.stack([pixel_noise(row) for row in z]),
+                         **render_settings(params))
     expected = np.stack([jpeg_crop_resize(f, PARAMS.jpeg_quality, 16) for f in faces])
     np.testing.assert_array_equal(G.render(z), expected)
     # through the GAN interface (generate: [-1, 1] floats and back) the same bytes come out
@@ -87,13 +95,24 @@ def test_an_image_depends_on_its_latent_only(G):
     assert not np.array_equal(G.render(z[:1]), G.render(z[1:2]))
 
 
-def test_checkpoint_round_trip_loads_weights_only(G, tmp_path):
+@pytest.mark.parametrize("params", [PARAMS, VISIBLE_SMILE], ids=["default", "visible-smile"])
+def test_checkpoint_round_trip_loads_weights_only(params, tmp_path):
+    G = generator_from_params(MIN_LATENT_DIM + 4, 16, params)
     path = tmp_path / "generator.pt"
-    save_torch(path, renderer_checkpoint(G.latent_dim, 16, PARAMS))
+    save_torch(path, renderer_checkpoint(G.latent_dim, 16, params))
     loaded = load_generator(path, CPU, latent_dim=G.latent_dim)
-    assert isinstance(loaded, RendererGenerator)
+    assert isinstance(loaded, RendererGenerator) and loaded.render_params == render_settings(params)
     z = sample_latents(3, G.latent_dim, seed=5)
     np.testing.assert_array_equal(loaded.render(z), G.render(z))
+
+
+def test_a_checkpoint_with_an_unknown_mouth_spread_is_one_line(tmp_path):
+    ckpt = renderer_checkpoint(MIN_LATENT_DIM, 16, PARAMS)
+    ckpt["render"]["settings"]["mouth_spread"] = "cauchy"
+    path = tmp_path / "generator.pt"
+    save_torch(path, ckpt)
+    with pytest.raises(DebiaslabError, match="not a renderer generator checkpoint.*mouth_spread"):
+        load_generator(path, CPU, latent_dim=MIN_LATENT_DIM)
 
 
 def test_too_few_latent_dimensions_is_one_line():

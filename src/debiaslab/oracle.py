@@ -22,7 +22,7 @@ from PIL import Image
 from .errors import DebiaslabError
 from .io import atomic_path, save_torch, write_json
 from .prepare import crop_resize_image
-from .synth import CHUNK, RENDERED_ATTRIBUTES, render_batch, sample_attributes
+from .synth import CHUNK, RENDERED_ATTRIBUTES, render_batch, render_settings, sample_attributes
 
 ORACLE_TAG = 0x0AC1E  # distinguishes the oracle's random streams from those of synthesize
 # ... and this the balanced test split's (render_balanced) from both; above any chunk index of
@@ -101,8 +101,7 @@ def render_faces(attrs: dict[str, np.ndarray], synth_params, *, image_size: int,
     from ``default_rng([*stream, start])``), so the pixels do not depend on ``workers``.
     """
     n = len(attrs["Smiling"])
-    render = {"smile_depth": synth_params.smile_depth, "mouth_jitter": synth_params.mouth_jitter,
-              "noise_std": synth_params.noise_std}
+    render = render_settings(synth_params)
     jobs = [({k: v[start:start + CHUNK] for k, v in attrs.items()}, (*stream, start), render,
              synth_params.jpeg_quality, image_size) for start in range(0, n, CHUNK)]
     if workers > 1 and len(jobs) > 1:

@@ -181,6 +181,8 @@ class SynthesizeParams(Checked):
     correlations: dict[str, Correlation] = field(default_factory=dict)  # target -> (protected, skew)
     smile_depth: float = number(2.5, 0)  # px (at 178x218) a smile bends the mouth: how salient Smiling is
     mouth_jitter: float = number(1.5, 0)  # label-free mouth bend, U(-j, j) px; overlap = ambiguity
+    mouth_spread: Literal["uniform", "normal"] = "uniform"  # normal: the bend is N(0, j²) instead
+    mouth_thickness: float = number(2.2, 0.5, 20)  # px, the mouth line (a visible smile needs more)
     noise_std: float = number(8.0, 0)  # per-pixel Gaussian noise, in uint8 units
     jpeg_quality: int = count(90, 1, 100)
     workers: int = count(2, 1, MAX_WORKERS)

@@ -34,7 +34,16 @@ import torch
 from scipy.special import ndtr
 
 from .errors import DebiaslabError
-from .synth import CHUNK, HEIGHT, RENDERED_ATTRIBUTES, WIDTH, Nuisance, check_correlations, render_batch
+from .synth import (
+    CHUNK,
+    HEIGHT,
+    RENDERED_ATTRIBUTES,
+    WIDTH,
+    Nuisance,
+    check_correlations,
+    render_batch,
+    render_settings,
+)
 
 NUISANCE_DIMS = 29  # the draws of synth.Nuisance.sample (a test checks it consumes exactly these)
 MIN_LATENT_DIM = len(RENDERED_ATTRIBUTES) + NUISANCE_DIMS
@@ -108,16 +117,15 @@ class RendererGenerator(torch.nn.Module):
     differentiable = False
 
     def __init__(self, latent_dim: int, image_size: int, *, correlations: dict, base_rate: float,
-                 smile_depth: float, mouth_jitter: float, noise_std: float, jpeg_quality: int,
-                 workers: int = 1):
+                 render: dict, jpeg_quality: int, workers: int = 1):
+        """``render``: :func:`synth.render_settings` of the synthesize params the faces follow."""
         super().__init__()
         if latent_dim < MIN_LATENT_DIM:
             raise DebiaslabError(f"gan.source=renderer needs gan.latent_dim >= {MIN_LATENT_DIM} "
                                  f"({len(RENDERED_ATTRIBUTES)} attributes + {NUISANCE_DIMS} nuisance "
                                  f"coordinates), got {latent_dim}")
         self.latent_dim, self.image_size, self.workers = latent_dim, image_size, workers
-        self.render_params = {"smile_depth": smile_depth, "mouth_jitter": mouth_jitter,
-                              "noise_std": noise_std}
+        self.render_params = dict(render)
         self.jpeg_quality = jpeg_quality
         self.directions, self.thresholds = attribute_directions(correlations, base_rate, latent_dim)
 
@@ -142,7 +150,7 @@ class RendererGenerator(torch.nn.Module):
         first = len(RENDERED_ATTRIBUTES)
         nuisance = Nuisance.sample(len(z), attrs["Pale_Skin"], attrs["Blond_Hair"],
                                    LatentDraws(z[:, first:first + NUISANCE_DIMS]),
-                                   self.render_params["mouth_jitter"])
+                                   self.render_params["mouth_jitter"], self.render_params["mouth_spread"])
         noise = np.stack([pixel_noise(row) for row in z])
         faces = render_batch(attrs, None, nuisance=nuisance, noise=noise, **self.render_params)
         return np.stack([jpeg_crop_resize(face, self.jpeg_quality, self.image_size) for face in faces])
@@ -164,17 +172,14 @@ def renderer_checkpoint(latent_dim: int, image_size: int, synth_params) -> dict:
             "render": {"correlations": {t: [c.protected, float(c.skew)]
                                         for t, c in sorted(synth_params.correlations.items())},
                        "base_rate": float(synth_params.base_rate),
-                       "smile_depth": float(synth_params.smile_depth),
-                       "mouth_jitter": float(synth_params.mouth_jitter),
-                       "noise_std": float(synth_params.noise_std),
+                       "settings": render_settings(synth_params),
                        "jpeg_quality": int(synth_params.jpeg_quality),
                        "workers": int(synth_params.workers)}}
 
 
 def generator_from_params(latent_dim: int, image_size: int, synth_params) -> RendererGenerator:
     return RendererGenerator(latent_dim, image_size, correlations=synth_params.correlations,
-                             base_rate=synth_params.base_rate, smile_depth=synth_params.smile_depth,
-                             mouth_jitter=synth_params.mouth_jitter, noise_std=synth_params.noise_std,
+                             base_rate=synth_params.base_rate, render=render_settings(synth_params),
                              jpeg_quality=synth_params.jpeg_quality, workers=synth_params.workers)
 
 
@@ -186,8 +191,8 @@ def from_checkpoint(ckpt: dict, path: str) -> RendererGenerator:
     try:
         correlations = {t: Correlation(protected=p, skew=s) for t, (p, s) in render["correlations"].items()}
         return RendererGenerator(config["latent_dim"], config["image_size"], correlations=correlations,
-                                 **{k: render[k] for k in ("base_rate", "smile_depth", "mouth_jitter",
-                                                           "noise_std", "jpeg_quality", "workers")})
+                                 render=render_settings(render["settings"]),
+                                 **{k: render[k] for k in ("base_rate", "jpeg_quality", "workers")})
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise DebiaslabError(f"{path}: not a renderer generator checkpoint of this project "
                              f"({type(err).__name__}: {err})") from None

@@ -90,10 +90,12 @@ class Nuisance:
     mouth_width: np.ndarray
 
     @classmethod
-    def sample(cls, n: int, pale: np.ndarray, blond: np.ndarray, rng, mouth_jitter: float):
+    def sample(cls, n: int, pale: np.ndarray, blond: np.ndarray, rng, mouth_jitter: float,
+               mouth_spread: str = "uniform"):
         """Draw every field from ``rng``: a NumPy Generator, or anything with its ``random``,
         ``normal``, ``uniform`` and ``integers`` methods (the renderer generator passes latents:
-        :class:`debiaslab.renderer_gan.LatentDraws`)."""
+        :class:`debiaslab.renderer_gan.LatentDraws`). The label-free mouth bend is
+        U(-mouth_jitter, mouth_jitter), or N(0, mouth_jitter²) with ``mouth_spread="normal"``."""
         u = rng.random
         tone = u(n)[:, None]  # one scalar tone per face, from tan to dark brown
         skin = (1 - tone) * np.array([205, 160, 125]) + tone * np.array([120, 80, 55])
@@ -108,8 +110,37 @@ class Nuisance:
             scale=rng.uniform(0.9, 1.1, n), skin=skin, hair=hair,
             hat=rng.uniform(20, 235, (n, 3)), frames=rng.uniform(0, 60, (n, 1)).repeat(3, 1),
             bg_top=rng.uniform(40, 230, (n, 3)), bg_bottom=rng.uniform(40, 230, (n, 3)),
-            mouth_bend=rng.uniform(-mouth_jitter, mouth_jitter, n), mouth_width=rng.uniform(11, 15, n),
+            mouth_bend=mouth_bends(rng, n, mouth_jitter, mouth_spread), mouth_width=rng.uniform(11, 15, n),
         )
+
+
+MOUTH_SPREADS = ("uniform", "normal")
+
+
+def mouth_bends(rng, n: int, jitter: float, spread: str) -> np.ndarray:
+    """The label-free bend of n mouths, px. Uniform: any face within ``jitter`` of the smile's
+    bend is ambiguous alike, so a classifier's bias jumps with the overlap. Normal: ambiguity fades
+    smoothly with distance, so the bias grows smoothly with the training skew."""
+    if spread == "normal":
+        return rng.normal(0.0, jitter, n)
+    if spread == "uniform":
+        return rng.uniform(-jitter, jitter, n)
+    raise ValueError(f"mouth_spread: expected one of {', '.join(MOUTH_SPREADS)}, got {spread!r}")
+
+
+RENDER_SETTINGS = ("smile_depth", "mouth_jitter", "mouth_spread", "mouth_thickness", "noise_std")
+
+
+def render_settings(params) -> dict:
+    """The keyword arguments of :func:`render_batch` that ``synthesize`` params set: one place for
+    every renderer of SynthFaces faces (the data, the oracle's unbiased set, the renderer generator).
+    ``params``: SynthesizeParams, or a mapping with these keys (a renderer checkpoint's); checked."""
+    get = params.get if isinstance(params, dict) else lambda key: getattr(params, key)
+    settings = {key: get(key) for key in RENDER_SETTINGS}
+    if settings["mouth_spread"] not in MOUTH_SPREADS:
+        raise ValueError(f"mouth_spread: expected one of {', '.join(MOUTH_SPREADS)}, "
+                         f"got {settings['mouth_spread']!r}")
+    return {key: value if key == "mouth_spread" else float(value) for key, value in settings.items()}
 
 
 # --------------------------------------------------------------------------- shapes
@@ -149,13 +180,20 @@ def _both_sides(make: Callable[[int], Layer]) -> list[Layer]:
     return [make(-1), make(1)]
 
 
-def _layers(a: dict[str, np.ndarray], nz: Nuisance, smile_depth: float) -> list[Layer]:
+def _layers(a: dict[str, np.ndarray], nz: Nuisance, smile_depth: float,
+            mouth_thickness: float) -> list[Layer]:
     """The shapes of a face, back to front. Attribute layers are switched on per image by ``a``."""
     def col(x):  # (B,) -> (B, 1, 1) for broadcasting against (B, h, w)
         return np.asarray(x, dtype=np.float32)[:, None, None]
 
     n = len(nz.cx)
-    hw, bend = col(nz.mouth_width), col(nz.mouth_bend + smile_depth * a["Smiling"])
+    bends = nz.mouth_bend + smile_depth * a["Smiling"]
+    hw, bend = col(nz.mouth_width), col(bends)
+    # the mouth's and the open mouth's boxes: the defaults' fixed boxes, grown to the deepest bend
+    # of the batch (a normal spread or a deep smile reaches past them)
+    low, high = min(float(bends.min(initial=0.0)), 0.0), max(float(bends.max(initial=0.0)), 0.0)
+    mouth_box = (-16, 16, min(14.0, 21 + low - mouth_thickness), max(32.0, 21 + high + mouth_thickness))
+    open_box = (-10, 10, min(19.0, 22 + 0.6 * low - 3.6), max(30.0, 22 + 0.6 * high + 3.6))
     brow = col(2.0 + 2.5 * a["Bushy_Eyebrows"])  # eyebrow thickness
     eye_b = col(np.where(a["Narrow_Eyes"] == 1, 1.6, 3.6))  # eye half-height
 
@@ -203,8 +241,8 @@ def _layers(a: dict[str, np.ndarray], nz: Nuisance, smile_depth: float) -> list[
         *_both_sides(eye), *_both_sides(pupil), *_both_sides(eyebrow),
         Layer((-16, 16, 13, 18), lambda u, v: _box(u, v, -11, 11, 14, 17), nz.hair * 0.7,
               a["Mustache"]),
-        Layer((-16, 16, 14, 32), lambda u, v: _curve(u, v, 21, hw, bend, 2.2), lips),
-        Layer((-10, 10, 19, 30), lambda u, v: _ellipse(u, v, 0, 22 + 0.6 * bend, 7, 2.6),
+        Layer(mouth_box, lambda u, v: _curve(u, v, 21, hw, bend, mouth_thickness), lips),
+        Layer(open_box, lambda u, v: _ellipse(u, v, 0, 22 + 0.6 * bend, 7, 2.6),
               black, a["Mouth_Slightly_Open"]),
         *_both_sides(cheek),
         Layer((-40, 40, -52, -22), fringe, nz.hair, a["Bangs"]),
@@ -217,23 +255,25 @@ def _layers(a: dict[str, np.ndarray], nz: Nuisance, smile_depth: float) -> list[
 
 def render_batch(attrs: dict[str, np.ndarray], rng: np.random.Generator | None, *,
                  smile_depth: float, mouth_jitter: float, noise_std: float,
+                 mouth_spread: str = "uniform", mouth_thickness: float = 2.2,
                  nuisance: Nuisance | None = None, noise: np.ndarray | None = None) -> np.ndarray:
     """Render one batch of faces: uint8 array (B, 218, 178, 3).
 
-    Every mouth bends by a label-free U(-mouth_jitter, mouth_jitter) px and a smile adds
-    ``smile_depth`` px. When the two ranges overlap, some faces are ambiguous, as in CelebA's
+    Every mouth, a line ``mouth_thickness`` px thick, bends by a label-free amount
+    (:func:`mouth_bends`: ``mouth_jitter`` px wide, ``mouth_spread`` uniform or normal) and a
+    smile adds ``smile_depth`` px. Where the two overlap, some faces are ambiguous, as in CelebA's
     Smiling labels, and a classifier resolves them with whatever correlates with the label.
     The nuisance and the pixel noise (standard normal, (B, 218, 178, 3)) are drawn from ``rng``
     unless given: the renderer generator derives both from its latents.
     """
     n = len(attrs["Smiling"])
-    nz = nuisance if nuisance is not None else Nuisance.sample(n, attrs["Pale_Skin"],
-                                                               attrs["Blond_Hair"], rng, mouth_jitter)
+    nz = nuisance if nuisance is not None else Nuisance.sample(
+        n, attrs["Pale_Skin"], attrs["Blond_Hair"], rng, mouth_jitter, mouth_spread)
     ramp = np.linspace(0, 1, HEIGHT, dtype=np.float32)[None, :, None, None]
     canvas = (nz.bg_top[:, None, None, :] * (1 - ramp) + nz.bg_bottom[:, None, None, :] * ramp)
     canvas = np.broadcast_to(canvas, (n, HEIGHT, WIDTH, 3)).astype(np.float32)
     s_max = float(nz.scale.max())
-    for layer in _layers(attrs, nz, smile_depth):
+    for layer in _layers(attrs, nz, smile_depth, mouth_thickness):
         u0, u1, v0, v1 = layer.box
         # Rows/columns covering this layer in every image of the batch, plus the soft edge.
         y0 = max(int(np.floor(nz.cy.min() + min(v0 * s_max, v0 * nz.scale.min()))) - 2, 0)
@@ -302,9 +342,7 @@ def write_synthfaces(out_dir: str | Path, params, *, progress: bool = True) -> d
     with atomic_path(out_dir, directory=True) as tmp:
         image_dir = tmp / "img_align_celeba"
         image_dir.mkdir()
-        render = {"smile_depth": params.smile_depth, "mouth_jitter": params.mouth_jitter,
-                  "noise_std": params.noise_std}
-        jobs = [(s, {k: v[s:s + CHUNK] for k, v in attrs.items()}, params.seed, render,
+        jobs = [(s, {k: v[s:s + CHUNK] for k, v in attrs.items()}, params.seed, render_settings(params),
                  params.jpeg_quality, str(image_dir)) for s in range(0, n, CHUNK)]
         bar = tqdm(total=n, desc="synthesize", unit="img", disable=not progress)
         if params.workers > 1:
