@@ -10,6 +10,7 @@ trained on the skewed data still leans on the glasses. For each candidate, from 
 
 It prints only what the choice may rest on, never the test splits:
 - the oracle's accuracy on its held-out *unbiased* faces (can a classifier see the target at all?),
+  and its accuracy and DEO on the validation split (near 0: the bias is the training data's),
 - the baseline's AP and DEO on the *validation* split, thresholded as ``evaluate`` thresholds
   (calibrated on validation), with a bootstrap interval (is it still biased?),
 - the DCGAN's fidelity after its last epoch (does G(z) show the target and the protected attribute
@@ -26,6 +27,7 @@ from pathlib import Path
 from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.device import resolve_device
 from debiaslab.evaluate import split_report, threshold_report
+from debiaslab.oracle import load_oracle, oracle_labels
 from debiaslab.params import load_params
 from debiaslab.train import load_checkpoint, predict_scores
 
@@ -39,6 +41,18 @@ def validation_bias(target: str, protected: str) -> dict:
     report = split_report(y, s, {protected: val.label(protected)}, threshold_report(y, s),
                           n_boot=500, seed=0, kl_bins=50)
     return {"AP": report["AP"], "accuracy": report["accuracy"], "DEO": report[protected]["DEO"]}
+
+
+def oracle_bias(target: str, protected: str) -> dict:
+    """The oracle's (trained on unbiased faces) validation accuracy and DEO: near 0 if the target
+    is drawn without the protected attribute's help."""
+    val = PreparedSplit("data/prepared", "val")
+    y = val.label(target)
+    pred = oracle_labels(load_oracle("models/oracle/model.pt", resolve_device("auto")), val.images,
+                         [target])[target]
+    report = split_report(y, pred.astype(float), {protected: val.label(protected)}, {"calibrated": 0.5},
+                          n_boot=500, seed=0, kl_bins=50)
+    return {"accuracy": report["accuracy"], "DEO": report[protected]["DEO"]}
 
 
 def interval(m: dict) -> str:
@@ -55,6 +69,9 @@ def main() -> None:
     oracle = json.loads(Path("metrics/oracle.json").read_text())
     print("oracle, held-out unbiased faces: "
           + ", ".join(f"{k} {v:.3f}" for k, v in oracle["heldout_unbiased_accuracy"].items()))
+    judge = oracle_bias(target, protected)
+    print(f"oracle {target}, validation: accuracy {interval(judge['accuracy'])}, "
+          f"DEO({protected}) {interval(judge['DEO'])}")
     bias = validation_bias(target, protected)
     print(f"baseline {target}, validation: AP {interval(bias['AP'])}, accuracy "
           f"{interval(bias['accuracy'])}, DEO({protected}) {interval(bias['DEO'])}")
