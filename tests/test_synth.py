@@ -7,8 +7,11 @@ from debiaslab.errors import DebiaslabError
 from debiaslab.params import Correlation, SynthesizeParams
 from debiaslab.synth import (
     RENDERED_ATTRIBUTES,
+    Nuisance,
     check_correlations,
+    mouth_bends,
     render_batch,
+    render_settings,
     sample_attributes,
     write_synthfaces,
 )
@@ -44,6 +47,37 @@ def test_attributes_change_the_pixels_they_should():
     rows = np.flatnonzero(changed.any((0, 2)))
     assert changed.sum() > 200 * n  # glasses are salient
     assert 90 <= rows.min() and rows.max() <= 140  # around the eyes only
+
+
+def test_mouth_bends_are_uniform_or_normal_as_asked():
+    uniform = mouth_bends(np.random.default_rng(0), 20000, 1.5, "uniform")
+    assert uniform.min() >= -1.5 and uniform.max() <= 1.5
+    assert uniform.std() == pytest.approx(1.5 / 3 ** 0.5, rel=0.02)
+    normal = mouth_bends(np.random.default_rng(0), 20000, 4.0, "normal")
+    assert normal.std() == pytest.approx(4.0, rel=0.02) and abs(normal.mean()) < 0.1
+    with pytest.raises(ValueError, match="mouth_spread: expected one of uniform, normal, got 'cauchy'"):
+        mouth_bends(np.random.default_rng(0), 3, 1.0, "cauchy")
+    with pytest.raises(ValueError, match="mouth_spread"):
+        render_settings({"smile_depth": 1, "mouth_jitter": 1, "mouth_spread": "cauchy", "mouth_thickness": 2,
+                         "noise_std": 0})
+
+
+def test_a_deep_smile_is_drawn_whole():
+    """The mouth's lowest point (v = 21 + bend at its centre) is painted in lip colour even where
+    it lies far below the default setting's mouth region."""
+    n, depth = 6, 20.0
+    attrs = {k: np.zeros(n, np.int8) for k in RENDERED_ATTRIBUTES}
+    attrs["Smiling"][:] = 1
+    kw = {"smile_depth": depth, "mouth_jitter": 0.0, "noise_std": 0.0, "mouth_spread": "normal",
+          "mouth_thickness": 5.0}
+    faces = render_batch(attrs, np.random.default_rng(3), **kw).astype(int)
+    nz = Nuisance.sample(n, attrs["Pale_Skin"], attrs["Blond_Hair"], np.random.default_rng(3), 0.0, "normal")
+    rows = np.round(nz.cy + (21 + depth) * nz.scale).astype(int)
+    lips = faces[np.arange(n), rows, np.round(nz.cx).astype(int)]
+    np.testing.assert_allclose(lips, np.tile([150, 50, 55], (n, 1)), atol=2)
+    # and not two pixels of line thickness further down
+    below = faces[np.arange(n), rows + np.ceil(5.0 * nz.scale).astype(int), np.round(nz.cx).astype(int)]
+    assert np.abs(below - [150, 50, 55]).sum(1).min() > 30
 
 
 def test_output_is_celeba_format_and_independent_of_workers(tmp_path):
