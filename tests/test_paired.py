@@ -208,7 +208,7 @@ def test_choose_split_rejects_unknown_split(exps):
 def _deltas(exps, names=("demo",), split="test", pairs=(("augmented", "baseline"),)):
     runs, _ = collect_runs(exps, names=list(names), seed_param="train.seed")
     methods = list(dict.fromkeys(m for p in pairs for m in p))
-    values, skips = read_values(runs, family=faces_family(), methods=methods, split=split)
+    values, skips = read_values(runs, family=faces_family(), methods=methods, split=split, pairs=pairs)
     return paired_deltas(values, pairs=pairs), skips
 
 
@@ -241,15 +241,32 @@ def test_paired_deltas_need_both_sides_in_the_same_experiment(exps):
 def test_file_left_as_the_commits_is_skipped(exps):
     """A method stage outside the experiment's targets keeps the commit's file (its seed, not S)."""
     exps = copy.deepcopy(exps)
-    path = "metrics/evaluate/fairbatch/Smiling.json"
-    for name in ("demo-seed2", "demo-seed0"):  # seed 0 is the commit's own: the same file is right
+    path, reference = "metrics/evaluate/fairbatch/Smiling.json", "metrics/evaluate/baseline/Smiling.json"
+    # seed 0 is the commit's own: where neither its method nor its reference reran, both files are
+    # the commit's seed-0 run, and right
+    for name, paths in (("demo-seed2", [path]), ("demo-seed0", [path, reference])):
         node = next(e for e in exps[1]["experiments"] if e["name"] == name)["revs"][0]
-        node["data"]["metrics"][path] = copy.deepcopy(exps[1]["data"]["metrics"][path])
+        for p in paths:
+            node["data"]["metrics"][p] = copy.deepcopy(exps[1]["data"]["metrics"][p])
     deltas, skips = _deltas(exps, pairs=(("fairbatch", "baseline"),))
     assert {d.seed for d in deltas} == {0, 1, 3, 4}
     assert [(s.experiment, s.reason) for s in skips] == [("demo-seed2", f"{path} identical to its "
                                                           "baseline commit's: the stage did not run in "
                                                           "this experiment")]
+
+
+def test_file_left_as_the_commits_at_the_commits_seed_is_skipped_when_its_reference_reran(exps):
+    """Seed 0 with other settings (``-S synthesize...``): the baseline retrained, the fairbatch
+    stage was not a target, so its file is the commit's run under the commit's settings."""
+    exps = copy.deepcopy(exps)
+    path = "metrics/evaluate/fairbatch/Smiling.json"
+    node = next(e for e in exps[1]["experiments"] if e["name"] == "demo-seed0")["revs"][0]
+    node["data"]["metrics"][path] = copy.deepcopy(exps[1]["data"]["metrics"][path])
+    deltas, skips = _deltas(exps, pairs=(("fairbatch", "baseline"),))
+    assert {d.seed for d in deltas} == {1, 2, 3, 4}
+    assert [(s.experiment, s.method, s.reason) for s in skips] == [
+        ("demo-seed0", "fairbatch", f"{path} identical to its baseline commit's while "
+         "metrics/evaluate/baseline/Smiling.json changed: the stage did not run in this experiment")]
 
 
 def test_missing_metric_is_reported(exps):

@@ -105,9 +105,11 @@ def grid_values(runs: Sequence[Run], *, target: str, protected: str) -> list[Gri
                 out.append(GridValue(run.variant, *settings[run.experiment], run.seed, run.experiment,
                                      run.rev, quantity, float(value)))
     family = faces_family(target=target, protected=protected)
+    pairs = [("augmented", "baseline")]
     for metric, split in DELTA_METRICS:
-        values, _ = read_values(runs, family=family, methods=["augmented", "baseline"], split=split)
-        for d in paired_deltas([v for v in values if v.metric == metric], pairs=[("augmented", "baseline")]):
+        values, _ = read_values(runs, family=family, methods=["augmented", "baseline"], split=split,
+                                pairs=pairs)
+        for d in paired_deltas([v for v in values if v.metric == metric], pairs=pairs):
             out.append(GridValue(d.variant, *settings[d.experiment], d.seed, d.experiment, d.rev,
                                  f"{DELTA_PREFIX}{metric} ({split})", d.delta))
     return out

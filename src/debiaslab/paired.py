@@ -385,11 +385,13 @@ def _number(tree: dict, dotted: str) -> tuple[float | None, str]:
     return float(value), ""
 
 
-def read_values(runs: Sequence[Run], *, family: Family, methods: Sequence[str], split: str
-                ) -> tuple[list[Value], list[Skip]]:
-    """Every metric of every method in every run, and what could not be read and why."""
+def read_values(runs: Sequence[Run], *, family: Family, methods: Sequence[str], split: str,
+                pairs: Sequence[tuple[str, str]] = ()) -> tuple[list[Value], list[Skip]]:
+    """Every metric of every method in every run, and what could not be read and why. ``pairs``
+    (method, reference) let a method's file be recognised as stale by its reference's."""
     values: list[Value] = []
     skips: list[Skip] = []
+    references = {m: [family.file(r) for mm, r in pairs if mm == m] for m in methods}
     for run in runs:
         for method in methods:
             path = family.file(method)
@@ -397,7 +399,7 @@ def read_values(runs: Sequence[Run], *, family: Family, methods: Sequence[str], 
             if tree is None:
                 skips.append(Skip(run.experiment, run.rev, method, why))
                 continue
-            if why := _stale(run, path, tree):
+            if why := _stale(run, path, tree, references[method]):
                 skips.append(Skip(run.experiment, run.rev, method, why))
                 continue
             for label, dotted in family.metrics:
@@ -410,12 +412,22 @@ def read_values(runs: Sequence[Run], *, family: Family, methods: Sequence[str], 
     return values, skips
 
 
-def _stale(run: Run, path: str, tree: dict) -> str:
-    """A file identical to its baseline commit's although the seed differs was not rewritten by
-    this experiment (its stage was not among the targets): it is the commit's seed, not S."""
-    if run.parent is None or file_data(run.parent, path)[0] != tree or run.parent_seed == run.seed:
+def _stale(run: Run, path: str, tree: dict, reference_paths: Sequence[str] = ()) -> str:
+    """Whether a file identical to its baseline commit's was not rewritten by this experiment (its
+    stage was not among the targets), so it holds the commit's run, not this experiment's: so when
+    the seed differs, and also at the commit's own seed when the method's reference changed in this
+    experiment (other settings, e.g. ``-S synthesize...``: a reference retrained while the method
+    was not)."""
+    if run.parent is None or file_data(run.parent, path)[0] != tree:
         return ""
-    return f"{path} identical to its baseline commit's: the stage did not run in this experiment"
+    if run.parent_seed != run.seed:
+        return f"{path} identical to its baseline commit's: the stage did not run in this experiment"
+    changed = [r for r in reference_paths
+               if file_data(run.data, r)[0] not in (None, file_data(run.parent, r)[0])]
+    if changed:
+        return (f"{path} identical to its baseline commit's while {changed[0]} changed: the stage did "
+                "not run in this experiment")
+    return ""
 
 
 # ---------------------------------------------------------------------------------- statistics
@@ -709,7 +721,7 @@ def table(args: argparse.Namespace) -> None:
         if earlier_split != split:
             raise DebiaslabError(f"--previous {path}: its rows are of the {earlier_split} split, this "
                                  f"table's is {split} ({why}); give --split and a table of that split")
-    values, value_skips = read_values(runs, family=family, methods=methods, split=split)
+    values, value_skips = read_values(runs, family=family, methods=methods, split=split, pairs=pairs)
     deltas = merge_previous(paired_deltas(values, pairs=pairs), previous, names=names,
                             paths=[path for path, _, _ in earlier])
     _pairs_found(pairs, deltas, named=named, family=family, names=names, split=split)
