@@ -16,19 +16,26 @@ It prints only what the choice may rest on, never the test splits:
 - the DCGAN's fidelity after its last epoch (does G(z) show the target and the protected attribute
   at the data's rates, by the oracle?).
 About 6 minutes a setting on 2 cores (synthesize, prepare, the baseline, the oracle, the GAN).
+``--faces PATH`` instead writes a picture of the setting: smiling faces above non-smiling ones, at
+the prepared size, enlarged (no training; e.g. ``reports/settings/smile_visible.png``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from debiaslab.data import ArrayDataset, PreparedSplit
 from debiaslab.device import resolve_device
 from debiaslab.evaluate import split_report, threshold_report
-from debiaslab.oracle import load_oracle, oracle_labels
+from debiaslab.io import atomic_path
+from debiaslab.oracle import jpeg_crop_resize, load_oracle, oracle_labels
 from debiaslab.params import load_params
+from debiaslab.synth import RENDERED_ATTRIBUTES, render_batch, render_settings
 from debiaslab.train import load_checkpoint, predict_scores
 
 
@@ -59,7 +66,30 @@ def interval(m: dict) -> str:
     return f"{m['value']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}]"
 
 
+def write_faces(path: str, synth, image_size: int, *, per_row: int = 8, zoom: int = 3) -> None:
+    """Two rows of faces without glasses, Smiling above, not Smiling below (the same nuisance and
+    noise in each column), at ``image_size`` px as training sees them, enlarged ``zoom`` times."""
+    rows = []
+    for smiling in (1, 0):
+        attrs = {k: np.zeros(per_row, np.int8) for k in RENDERED_ATTRIBUTES}
+        attrs["Smiling"][:] = smiling
+        faces = render_batch(attrs, np.random.default_rng(0), **render_settings(synth))
+        small = [jpeg_crop_resize(face, synth.jpeg_quality, image_size) for face in faces]
+        rows.append(np.concatenate(small, axis=1))
+    grid = Image.fromarray(np.concatenate(rows, axis=0))
+    with atomic_path(path) as tmp:
+        grid.resize((grid.width * zoom, grid.height * zoom), Image.NEAREST).save(tmp, format="PNG")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--faces", metavar="PATH", help="write a picture of the setting instead")
+    args = parser.parse_args()
+    if args.faces:
+        p = load_params("synthesize", "prepare")
+        write_faces(args.faces, p["synthesize"], p["prepare"].image_size)
+        print(f"wrote {args.faces}")
+        return
     params = load_params("synthesize", "attributes")
     target, protected = params["attributes"].targets[0], params["attributes"].protected[0]
     s = params["synthesize"]
@@ -82,4 +112,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
