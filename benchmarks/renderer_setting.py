@@ -39,10 +39,9 @@ from debiaslab.synth import RENDERED_ATTRIBUTES, render_batch, render_settings
 from debiaslab.train import load_checkpoint, predict_scores
 
 
-def validation_bias(target: str, protected: str) -> dict:
+def validation_bias(val: PreparedSplit, target: str, protected: str) -> dict:
     """The baseline's validation AP, accuracy and DEO (with 95% bootstrap intervals)."""
     method, _ = load_checkpoint(f"models/baseline/{target}/model.pt", resolve_device("auto"))
-    val = PreparedSplit("data/prepared", "val")
     y = val.label(target)
     s = predict_scores(method, ArrayDataset(val.images, y))
     report = split_report(y, s, {protected: val.label(protected)}, threshold_report(y, s),
@@ -50,10 +49,9 @@ def validation_bias(target: str, protected: str) -> dict:
     return {"AP": report["AP"], "accuracy": report["accuracy"], "DEO": report[protected]["DEO"]}
 
 
-def oracle_bias(target: str, protected: str) -> dict:
+def oracle_bias(val: PreparedSplit, target: str, protected: str) -> dict:
     """The oracle's (trained on unbiased faces) validation accuracy and DEO: near 0 if the target
     is drawn without the protected attribute's help."""
-    val = PreparedSplit("data/prepared", "val")
     y = val.label(target)
     pred = oracle_labels(load_oracle("models/oracle/model.pt", resolve_device("auto")), val.images,
                          [target])[target]
@@ -99,10 +97,11 @@ def main() -> None:
     oracle = json.loads(Path("metrics/oracle.json").read_text())
     print("oracle, held-out unbiased faces: "
           + ", ".join(f"{k} {v:.3f}" for k, v in oracle["heldout_unbiased_accuracy"].items()))
-    judge = oracle_bias(target, protected)
+    val = PreparedSplit("data/prepared", "val")
+    judge = oracle_bias(val, target, protected)
     print(f"oracle {target}, validation: accuracy {interval(judge['accuracy'])}, "
           f"DEO({protected}) {interval(judge['DEO'])}")
-    bias = validation_bias(target, protected)
+    bias = validation_bias(val, target, protected)
     print(f"baseline {target}, validation: AP {interval(bias['AP'])}, accuracy "
           f"{interval(bias['accuracy'])}, DEO({protected}) {interval(bias['DEO'])}")
     fidelity = json.loads(Path("metrics/train/gan/metrics.json").read_text())["fidelity"]

@@ -117,15 +117,19 @@ class Nuisance:
 MOUTH_SPREADS = ("uniform", "normal")
 
 
+def check_mouth_spread(spread) -> str:
+    if spread not in MOUTH_SPREADS:
+        raise ValueError(f"mouth_spread: expected one of {', '.join(MOUTH_SPREADS)}, got {spread!r}")
+    return spread
+
+
 def mouth_bends(rng, n: int, jitter: float, spread: str) -> np.ndarray:
     """The label-free bend of n mouths, px. Uniform: any face within ``jitter`` of the smile's
     bend is ambiguous alike, so a classifier's bias jumps with the overlap. Normal: ambiguity fades
     smoothly with distance, so the bias grows smoothly with the training skew."""
-    if spread == "normal":
+    if check_mouth_spread(spread) == "normal":
         return rng.normal(0.0, jitter, n)
-    if spread == "uniform":
-        return rng.uniform(-jitter, jitter, n)
-    raise ValueError(f"mouth_spread: expected one of {', '.join(MOUTH_SPREADS)}, got {spread!r}")
+    return rng.uniform(-jitter, jitter, n)
 
 
 RENDER_SETTINGS = ("smile_depth", "mouth_jitter", "mouth_spread", "mouth_thickness", "noise_std")
@@ -136,11 +140,8 @@ def render_settings(params) -> dict:
     every renderer of SynthFaces faces (the data, the oracle's unbiased set, the renderer generator).
     ``params``: SynthesizeParams, or a mapping with these keys (a renderer checkpoint's); checked."""
     get = params.get if isinstance(params, dict) else lambda key: getattr(params, key)
-    settings = {key: get(key) for key in RENDER_SETTINGS}
-    if settings["mouth_spread"] not in MOUTH_SPREADS:
-        raise ValueError(f"mouth_spread: expected one of {', '.join(MOUTH_SPREADS)}, "
-                         f"got {settings['mouth_spread']!r}")
-    return {key: value if key == "mouth_spread" else float(value) for key, value in settings.items()}
+    return {key: check_mouth_spread(get(key)) if key == "mouth_spread" else float(get(key))
+            for key in RENDER_SETTINGS}
 
 
 # --------------------------------------------------------------------------- shapes
@@ -342,7 +343,8 @@ def write_synthfaces(out_dir: str | Path, params, *, progress: bool = True) -> d
     with atomic_path(out_dir, directory=True) as tmp:
         image_dir = tmp / "img_align_celeba"
         image_dir.mkdir()
-        jobs = [(s, {k: v[s:s + CHUNK] for k, v in attrs.items()}, params.seed, render_settings(params),
+        render = render_settings(params)
+        jobs = [(s, {k: v[s:s + CHUNK] for k, v in attrs.items()}, params.seed, render,
                  params.jpeg_quality, str(image_dir)) for s in range(0, n, CHUNK)]
         bar = tqdm(total=n, desc="synthesize", unit="img", disable=not progress)
         if params.workers > 1:
